@@ -1,0 +1,1 @@
+"""One module per `depth-perception` subcommand: add_arguments(parser) and run(args)."""

@@ -1,0 +1,1 @@
+"""KITTI readers and writers, synthetic world, KITTI -> rosbag2."""

@@ -1,0 +1,1 @@
+"""Engine contract, load_engine(), backends torch | onnxruntime | tensorrt, export and build."""

@@ -1,0 +1,1 @@
+"""Metrics (Eigen, KITTI depth completion, stereo) and the benchmark harness."""

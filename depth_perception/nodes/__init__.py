@@ -1,0 +1,1 @@
+"""rclpy nodes: subscriptions, QoS, parameters, sync, TF, publishing. Thin: no numerics."""

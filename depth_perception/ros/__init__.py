@@ -1,0 +1,1 @@
+"""ROS message <-> numpy conversions, QoS profiles, transform buffer, synchronizer, bag replay."""

@@ -1,0 +1,1 @@
+"""Datasets, losses, trainer, checkpoints. Never imports ROS."""

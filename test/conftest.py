@@ -1,0 +1,29 @@
+"""Test session setup: isolate DDS traffic and ROS logs, keep torch to the machine's cores."""
+import os
+import random
+import tempfile
+
+# Set before rclpy is imported anywhere: a random domain per test session, localhost discovery only.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("ROS_LOCALHOST_ONLY", "1") if os.environ.get("ROS_DISTRO") == "humble" else None
+_log_dir = tempfile.mkdtemp(prefix="depth_perception_roslog_")
+os.environ.setdefault("ROS_LOG_DIR", _log_dir)
+os.environ.setdefault("ROS_HOME", _log_dir)
+os.environ.setdefault("DEPTH_PERCEPTION_QUIET", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import pytest  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    skip_gpu = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
