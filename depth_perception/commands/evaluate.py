@@ -1,0 +1,14 @@
+"""`depth-perception eval {mono,stereo,completion}`: evaluate an engine on KITTI-layout drives; each kind's code lives in depth_perception.eval.{kind}_eval."""
+from __future__ import annotations
+
+import argparse
+
+from ._dispatch import add_kind_subparsers, run_kind
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_kind_subparsers(parser, "depth_perception.eval.{kind}_eval")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_kind(args)

@@ -1,0 +1,14 @@
+"""`depth-perception train {mono,stereo,completion}`: train an engine network; each kind's code lives in depth_perception.training.{kind}_train."""
+from __future__ import annotations
+
+import argparse
+
+from ._dispatch import add_kind_subparsers, run_kind
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_kind_subparsers(parser, "depth_perception.training.{kind}_train")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_kind(args)

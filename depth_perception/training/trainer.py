@@ -1,0 +1,258 @@
+"""The one training loop every engine uses: seed, progress bar, scalar log, resumable checkpoints, DDP.
+
+Usage::
+
+    trainer = Trainer(model, loss_fn, dataset, TrainConfig(out_dir="runs/mono", steps=2000),
+                      model_config={"name": "mono_resnet", "config": {...}})
+    history = trainer.fit()
+
+`loss_fn(model, batch) -> (loss, scalars)` gets the bare model (not the DDP wrapper) and a batch dict of
+tensors already on the device. Under `torchrun` (WORLD_SIZE > 1) the loop joins the process group
+(gloo on CPU, nccl on CUDA), shards the data with a DistributedSampler and averages gradients; only
+rank 0 writes. Re-running with the same out_dir resumes from its checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..utils import progress
+from .checkpoint import META, load_checkpoint, save_checkpoint
+
+LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str
+    steps: int = 1000
+    batch_size: int = 4
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    num_workers: int = 0
+    seed: int = 0
+    log_every: int = 10
+    ckpt_every: int = 500
+    device: str = "auto"
+    lr_milestones: tuple[int, ...] = field(default_factory=tuple)
+    lr_gamma: float = 0.1
+    grad_clip: float = 0.0
+    resume: bool = True
+    amp: bool = False
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        self.lr_milestones = tuple(int(m) for m in self.lr_milestones)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but CUDA is not available")
+    return torch.device(name)
+
+
+class _TrainStep(nn.Module):
+    """Wraps model + loss so DistributedDataParallel sees the whole step as one forward()."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.loss_fn(self.model, batch)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        dataset: Dataset,
+        config: TrainConfig,
+        model_config: dict[str, Any],
+        extra_meta: dict[str, Any] | None = None,
+        parameters: list[dict[str, Any]] | None = None,
+    ) -> None:
+        if len(dataset) == 0:  # type: ignore[arg-type]
+            raise ValueError("the training dataset is empty: check --data")
+        self.model = model
+        self.loss_fn = loss_fn
+        self.dataset = dataset
+        self.config = config
+        self.model_config = model_config
+        self.extra_meta = extra_meta or {}
+        self.parameters = parameters
+        self.out_dir = Path(config.out_dir)
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def _setup_distributed(self, device: torch.device) -> None:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+    def _lr_at(self, step: int) -> float:
+        passed = sum(1 for m in self.config.lr_milestones if step >= m)
+        return self.config.lr * (self.config.lr_gamma**passed)
+
+    def fit(self) -> list[dict[str, float]]:
+        cfg = self.config
+        seed_everything(cfg.seed + self.rank)
+        device = resolve_device(cfg.device)
+        if self.world_size > 1:
+            if device.type == "cuda":
+                local = int(os.environ.get("LOCAL_RANK", "0"))
+                device = torch.device("cuda", local)
+                torch.cuda.set_device(device)
+            self._setup_distributed(device)
+        self.model.to(device)
+        params = self.parameters or [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+        start_step = 0
+        history: list[dict[str, float]] = []
+        scalars_path = self.out_dir / "scalars.jsonl"
+        if cfg.resume and (self.out_dir / META).exists():
+            meta = load_checkpoint(self.out_dir, self.model, optimizer)
+            start_step = int(meta["step"])
+            if scalars_path.exists():
+                history = [json.loads(line) for line in scalars_path.read_text().splitlines() if line.strip()]
+                history = [h for h in history if h.get("step", 0) <= start_step]
+        elif self.is_main and scalars_path.exists():
+            scalars_path.unlink()
+
+        step_module: nn.Module = _TrainStep(self.model, self.loss_fn)
+        sampler = None
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            from torch.utils.data.distributed import DistributedSampler
+
+            step_module = DistributedDataParallel(
+                step_module, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
+            sampler = DistributedSampler(self.dataset, shuffle=True, seed=cfg.seed, drop_last=True)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        loader = DataLoader(
+            self.dataset, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
+            num_workers=cfg.num_workers, drop_last=len(self.dataset) >= cfg.batch_size,  # type: ignore[arg-type]
+            pin_memory=device.type == "cuda", generator=generator,
+            persistent_workers=cfg.num_workers > 0,
+        )
+        scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
+
+        self.model.train()
+        step = start_step
+        epoch = 0
+        bar = progress(range(start_step, cfg.steps), desc="train", total=cfg.steps - start_step) if self.is_main \
+            else range(start_step, cfg.steps)
+        bar_iter = iter(bar)
+        running: dict[str, float] = {}
+        count = 0
+        t0 = time.perf_counter()
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        log_file = open(scalars_path, "a") if self.is_main else None  # noqa: SIM115
+        try:
+            while step < cfg.steps:
+                if sampler is not None:
+                    sampler.set_epoch(epoch)
+                for batch in loader:
+                    if step >= cfg.steps:
+                        break
+                    lr = self._lr_at(step)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr * group.get("lr_scale", 1.0)
+                    batch = _to_device(batch, device)
+                    with torch.autocast(device.type, enabled=cfg.amp and device.type == "cuda"):
+                        loss, scalars = step_module(batch)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"loss became {loss.item()} at step {step}")
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    if cfg.grad_clip > 0:
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(params if isinstance(params[0], torch.Tensor)
+                                                       else self.model.parameters(), cfg.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    step += 1
+                    next(bar_iter, None)
+                    running["loss"] = running.get("loss", 0.0) + float(loss.detach())
+                    for k, v in scalars.items():
+                        running[k] = running.get(k, 0.0) + float(v)
+                    count += 1
+                    if step % cfg.log_every == 0 or step == cfg.steps:
+                        row = {k: v / count for k, v in running.items()}
+                        row.update(step=step, lr=lr, seconds=time.perf_counter() - t0)
+                        history.append(row)
+                        if log_file is not None:
+                            log_file.write(json.dumps(row) + "\n")
+                            log_file.flush()
+                            if hasattr(bar, "set_postfix"):
+                                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                        running, count = {}, 0
+                    if self.is_main and (step % cfg.ckpt_every == 0 or step == cfg.steps):
+                        self._save(optimizer, step)
+                epoch += 1
+        finally:
+            if log_file is not None:
+                log_file.close()
+            if hasattr(bar, "close"):
+                bar.close()
+            if self.world_size > 1:
+                import torch.distributed as dist
+
+                if dist.is_initialized():
+                    dist.barrier()
+                    dist.destroy_process_group()
+        return history
+
+    def _save(self, optimizer: torch.optim.Optimizer, step: int) -> None:
+        meta = {
+            "model": self.model_config,
+            "train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()},
+            "world_size": self.world_size,
+            **self.extra_meta,
+        }
+        save_checkpoint(self.out_dir, self.model, optimizer, step, meta)
