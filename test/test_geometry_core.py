@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from depth_perception.geometry import PinholeCamera, backproject, points_to_sparse_depth, project_points
-from depth_perception.geometry import se3
+from depth_perception.geometry import PinholeCamera, backproject, points_to_sparse_depth, project_points, se3
 from depth_perception.geometry.projection import depth_to_disparity, disparity_to_depth
 
 CAM = PinholeCamera(width=8, height=6, fx=10.0, fy=12.0, cx=3.5, cy=2.5)

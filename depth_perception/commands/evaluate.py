@@ -1,4 +1,7 @@
-"""`depth-perception eval {mono,stereo,completion}`: evaluate an engine on KITTI-layout drives; each kind's code lives in depth_perception.eval.{kind}_eval."""
+"""`depth-perception eval {mono,stereo,completion}`: evaluate an engine on KITTI-layout drives.
+
+Each kind's code lives in depth_perception.eval.{kind}_eval.
+"""
 from __future__ import annotations
 
 import argparse

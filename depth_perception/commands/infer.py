@@ -1,4 +1,7 @@
-"""`depth-perception infer {mono,stereo,completion}`: run an engine on image files; each kind's code lives in depth_perception.commands.infer_{kind}."""
+"""`depth-perception infer {mono,stereo,completion}`: run an engine on image files.
+
+Each kind's code lives in depth_perception.commands.infer_{kind}.
+"""
 from __future__ import annotations
 
 import argparse

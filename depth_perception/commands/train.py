@@ -1,4 +1,7 @@
-"""`depth-perception train {mono,stereo,completion}`: train an engine network; each kind's code lives in depth_perception.training.{kind}_train."""
+"""`depth-perception train {mono,stereo,completion}`: train an engine network.
+
+Each kind's code lives in depth_perception.training.{kind}_train.
+"""
 from __future__ import annotations
 
 import argparse

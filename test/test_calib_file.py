@@ -1,0 +1,117 @@
+"""The calibration file of the infer commands: every accepted form, and errors that name what is missing."""
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from depth_perception.data.calib_file import load_calib_file
+
+KITTI_SAMPLE = Path("/work/shared/kitti_samples/calib_cam_to_cam.txt")
+if not KITTI_SAMPLE.exists():  # the repository's copy, where the shared folder is not mounted
+    KITTI_SAMPLE = Path(__file__).parent / "fixtures" / "kitti" / "calib_cam_to_cam.txt"
+
+
+def write(tmp_path, text, name="calib.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_simple_yaml_with_baseline(tmp_path):
+    c = load_calib_file(write(tmp_path, "fx: 700\nfy: 701\ncx: 320\ncy: 96\nbaseline: 0.54\nwidth: 640\nheight: 192"))
+    assert (c.camera.fx, c.camera.fy, c.camera.cx, c.camera.cy) == (700, 701, 320, 96)
+    assert c.camera.shape == (192, 640)
+    assert c.baseline == pytest.approx(0.54)
+    np.testing.assert_allclose(c.T_right_left[:3, 3], [-0.54, 0, 0])
+    assert c.T_cam_velo is None
+
+
+def test_size_comes_from_the_image_when_the_file_has_none(tmp_path):
+    p = write(tmp_path, "fx: 700\nfy: 700\ncx: 320\ncy: 96\nbaseline: 0.5\n")
+    assert load_calib_file(p, image_size=(640, 192)).camera.shape == (192, 640)
+    with pytest.raises(ValueError, match="width"):
+        load_calib_file(p)
+
+
+def test_camera_is_rescaled_for_another_image_size(tmp_path):
+    text = "fx: 700\nfy: 700\ncx: 619.5\ncy: 187.5\nbaseline: 0.5\nwidth: 1240\nheight: 376\n"
+    c = load_calib_file(write(tmp_path, text))
+    half = c.camera_for(620, 188)
+    assert half.fx == pytest.approx(350) and half.cx == pytest.approx(309.5)
+
+
+def test_full_matrices_with_projection_of_the_right_camera(tmp_path):
+    text = (
+        "P_left: [[700, 0, 320, 0], [0, 700, 96, 0], [0, 0, 1, 0]]\n"
+        "P_right: [700, 0, 320, -378, 0, 700, 96, 0, 0, 0, 1, 0]\n"
+        "width: 640\nheight: 192\n"
+        "T_cam_velo: [[0, -1, 0, 0], [0, 0, -1, -0.08], [1, 0, 0, -0.27], [0, 0, 0, 1]]\n"
+    )
+    c = load_calib_file(write(tmp_path, text))
+    assert c.baseline == pytest.approx(0.54)
+    assert c.T_cam_velo.shape == (4, 4) and c.T_cam_velo[2, 0] == 1
+
+
+def test_k_and_a_general_relative_pose(tmp_path):
+    text = "K: [700, 0, 320, 0, 700, 96, 0, 0, 1]\nT_right_left: [1,0,0,-0.3, 0,1,0,0.01, 0,0,1,0.02, 0,0,0,1]\n" \
+           "width: 640\nheight: 192\n"
+    c = load_calib_file(write(tmp_path, text))
+    assert c.T_right_left[1, 3] == pytest.approx(0.01)
+    assert c.camera.fx == 700
+
+
+def test_ros_camera_info_yaml(tmp_path):
+    text = (
+        "image_width: 640\nimage_height: 480\n"
+        "camera_matrix: {rows: 3, cols: 3, data: [500, 0, 319.5, 0, 500, 239.5, 0, 0, 1]}\n"
+        "projection_matrix: {rows: 3, cols: 4, data: [510, 0, 320, 0, 0, 510, 240, 0, 0, 0, 1, 0]}\n"
+        "baseline: 0.12\n"
+    )
+    c = load_calib_file(write(tmp_path, text))
+    assert c.camera.fx == 510 and c.camera.shape == (480, 640) and c.baseline == pytest.approx(0.12)
+
+
+def test_kitti_calib_cam_to_cam_with_its_quirks(tmp_path):
+    c = load_calib_file(KITTI_SAMPLE)
+    assert c.camera.fx == pytest.approx(707.0493)
+    assert c.camera.shape == (370, 1224)
+    # Baseline between rectified cameras 02 and 03: (45.75831 + 334.1081) / 707.0493.
+    assert c.baseline == pytest.approx((45.75831 + 334.1081) / 707.0493, rel=1e-6)
+    assert c.T_cam_velo is None
+    # calib_velo_to_cam.txt beside it adds the LiDAR extrinsics (identity rotation here, for checking).
+    shutil.copy(KITTI_SAMPLE, tmp_path / "calib_cam_to_cam.txt")
+    write(tmp_path, "calib_time: x\nR: 1 0 0 0 1 0 0 0 1\nT: 0.1 0.2 0.3\n", "calib_velo_to_cam.txt")
+    c = load_calib_file(tmp_path / "calib_cam_to_cam.txt")
+    assert c.T_cam_velo is not None
+    P2 = np.array([7.070493e+02, 0, 6.040814e+02, 4.575831e+01, 0, 7.070493e+02, 1.805066e+02, -3.454157e-01,
+                   0, 0, 1, 4.981016e-03]).reshape(3, 4)
+    t2 = np.linalg.solve(P2[:, :3], P2[:, 3])
+    R_rect = np.array([9.999128e-01, 1.009263e-02, -8.511932e-03, -1.012729e-02, 9.999406e-01, -4.037671e-03,
+                       8.470675e-03, 4.123522e-03, 9.999556e-01]).reshape(3, 3)
+    np.testing.assert_allclose(c.T_cam_velo[:3, 3], R_rect @ [0.1, 0.2, 0.3] + t2, atol=1e-9)
+
+
+@pytest.mark.parametrize("text, missing", [
+    ("fx: 700\nfy: 700\ncx: 320\nbaseline: 0.5\nwidth: 10\nheight: 10\n", "'cy'"),
+    ("baseline: 0.5\nwidth: 10\nheight: 10\n", "intrinsics"),
+    ("K: [1, 2, 3]\nwidth: 10\nheight: 10\n", "'K' must have 3x3"),
+    ("fx: seven\nfy: 700\ncx: 320\ncy: 9\nwidth: 10\nheight: 10\n", "'fx' must be a number"),
+    ("fx: 700\nfy: 700\ncx: 320\ncy: 9\nbaseline: -0.5\nwidth: 10\nheight: 10\n", "'baseline' must be > 0"),
+    ("- just\n- a list\n", "mapping"),
+])
+def test_bad_files_name_the_problem(tmp_path, text, missing):
+    with pytest.raises(ValueError, match=missing):
+        load_calib_file(write(tmp_path, text))
+
+
+def test_stereo_geometry_is_required_only_where_needed(tmp_path):
+    c = load_calib_file(write(tmp_path, "fx: 700\nfy: 700\ncx: 320\ncy: 96\nwidth: 640\nheight: 192\n"))
+    assert c.baseline is None
+    with pytest.raises(ValueError, match="baseline"):
+        c.require_stereo()
+    with pytest.raises(FileNotFoundError):
+        load_calib_file(tmp_path / "nope.yaml")
+    bad = write(tmp_path, "calib_time: x\nP_rect_00: 1 0 0 0 0 1 0 0 0 0 1 0\n", "calib_cam_to_cam.txt")
+    with pytest.raises(ValueError, match="P_rect_02"):
+        load_calib_file(bad)
