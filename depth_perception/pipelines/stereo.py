@@ -1,0 +1,226 @@
+"""Stereo / multi-view depth: the classical plane sweep or a learned DPSNet engine, in the camera's own pixels.
+
+`StereoPipeline(config).process(left, right, camera, baseline, extra_views=())` -> DepthResult. The left image
+is the reference; the right image (T_right_left = [I | (-baseline, 0, 0)] unless given) and any extra views
+`(image, T_src_ref)` are sources. Images are resized to the engine's fixed size (or to the classical sweep's
+working width) with the intrinsics, and depth is restored to the camera's resolution.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..geometry.camera import PinholeCamera
+from ..geometry.plane_sweep import rectified_pose
+from .base import DepthResult
+from .stereo_classical import ClassicalStereo, ClassicalSweepConfig
+
+DEFAULT_ENGINE_NAME = "stereo_default.onnx"
+
+
+def default_engine_path() -> Path | None:
+    """The shipped learned engine, if present: $DEPTH_PERCEPTION_ENGINES, the source tree's engines/, share/."""
+    candidates = []
+    if os.environ.get("DEPTH_PERCEPTION_ENGINES"):
+        candidates.append(Path(os.environ["DEPTH_PERCEPTION_ENGINES"]) / DEFAULT_ENGINE_NAME)
+    here = Path(__file__).resolve()
+    candidates.append(here.parents[2] / "engines" / DEFAULT_ENGINE_NAME)
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("depth_perception")) / "engines" / DEFAULT_ENGINE_NAME)
+    except Exception:  # noqa: BLE001 - no ament index outside a ROS install
+        pass
+    return next((c for c in candidates if c.exists() and c.with_suffix(".json").exists()), None)
+
+
+@dataclass
+class StereoPipelineConfig:
+    """engine: "classical", "auto" (the shipped learned engine if present, else classical), an artifact path,
+    or a training checkpoint folder (run in torch)."""
+
+    engine: str = "auto"
+    backend: str = "auto"
+    device: str = "auto"
+    planes: int = 64
+    min_depth: float = 1.0
+    max_depth: float = 80.0
+    confidence_threshold: float = 0.0
+    classical_max_width: int = 640  # the classical sweep works at most this wide (~1 s per frame on 2 cores)
+    lr_check: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.engine:
+            raise ValueError("engine must be 'classical', 'auto' or an engine artifact path, got an empty string")
+        if not self.min_depth > 0:
+            raise ValueError(f"min_depth must be > 0, got {self.min_depth}")
+        if not self.max_depth > self.min_depth:
+            raise ValueError(f"max_depth must be > min_depth ({self.min_depth}), got {self.max_depth}")
+        if self.planes < 3:
+            raise ValueError(f"planes must be >= 3, got {self.planes}")
+        if not 0.0 <= self.confidence_threshold <= 1.0:
+            raise ValueError(f"confidence_threshold must be in [0, 1], got {self.confidence_threshold}")
+        if self.classical_max_width < 32:
+            raise ValueError(f"classical_max_width must be >= 32, got {self.classical_max_width}")
+
+
+def _resize_image(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    if img.shape[1] == width and img.shape[0] == height:
+        return img
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _restore(values: np.ndarray, camera: PinholeCamera) -> np.ndarray:
+    """Back to the camera's pixels; nearest keeps NaN holes and depth edges honest."""
+    if values.shape[:2] == camera.shape:
+        return values
+    return cv2.resize(values, (camera.width, camera.height), interpolation=cv2.INTER_NEAREST)
+
+
+class CheckpointEngine:
+    """A training checkpoint folder (checkpoint.json + .safetensors) run in torch, with the Engine interface.
+
+    Lets `eval stereo` and `infer stereo` score a run before it is exported; artifacts go through load_engine.
+    """
+
+    backend = "torch-checkpoint"
+
+    def __init__(self, folder: Path, device: str = "auto") -> None:
+        import torch
+
+        from ..models.registry import build_model
+        from ..training.checkpoint import load_weights, read_meta
+
+        arch = read_meta(folder)["model"]
+        self.model = build_model(arch["name"], **arch["config"]).eval()
+        load_weights(folder, self.model)
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
+                                   else ("cpu" if device == "auto" else device))
+        self.model.to(self.device)
+        self.spec = {"kind": self.model.kind, "architecture": arch, **self.model.io_spec()}
+
+    def infer(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
+        names = [i["name"] for i in self.spec["inputs"]]
+        with torch.no_grad():
+            outs = self.model(*(torch.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device) for n in names))
+        return {o["name"]: t.cpu().numpy() for o, t in zip(self.spec["outputs"], outs, strict=True)}
+
+
+class StereoPipeline:
+    def __init__(self, config: StereoPipelineConfig | None = None) -> None:
+        self.config = config or StereoPipelineConfig()
+        cfg = self.config
+        engine_path: Path | None
+        if cfg.engine == "classical":
+            engine_path = None
+        elif cfg.engine == "auto":
+            engine_path = default_engine_path()
+        else:
+            engine_path = Path(cfg.engine)
+            if not engine_path.exists():
+                raise FileNotFoundError(f"stereo engine not found: {engine_path}")
+        self.engine: Any = None
+        self.classical: ClassicalStereo | None = None
+        if engine_path is None:
+            self.classical = ClassicalStereo(ClassicalSweepConfig(
+                min_depth=cfg.min_depth, max_depth=cfg.max_depth, planes=cfg.planes, lr_check=cfg.lr_check,
+            ))
+            self.name = "classical"
+        else:
+            if engine_path.is_dir() and (engine_path / "checkpoint.json").exists():
+                self.engine = CheckpointEngine(engine_path, cfg.device)
+            else:
+                from ..engines import load_engine
+
+                self.engine = load_engine(str(engine_path), backend=cfg.backend, device=cfg.device)
+            spec = self.engine.spec
+            if spec.get("kind") != "stereo":
+                raise ValueError(f"engine {engine_path} is a {spec.get('kind')!r} engine, not 'stereo'")
+            shapes = {i["name"]: i["shape"] for i in spec["inputs"]}
+            self.engine_height, self.engine_width = int(shapes["reference"][2]), int(shapes["reference"][3])
+            self.engine_views = int(shapes["sources"][1])
+            self.name = str(engine_path)
+
+    def process(
+        self,
+        left: np.ndarray,
+        right: np.ndarray,
+        camera: PinholeCamera,
+        baseline: float,
+        extra_views: Sequence[tuple[np.ndarray, np.ndarray]] = (),
+        T_right_left: np.ndarray | None = None,  # noqa: N803
+    ) -> DepthResult:
+        left, right = np.asarray(left), np.asarray(right)
+        for name, img in (("left", left), ("right", right)):
+            if img.shape[:2] != camera.shape:
+                raise ValueError(f"{name} image {img.shape[:2]} does not match the camera {camera.shape}")
+        if T_right_left is None:
+            if not baseline > 0:
+                raise ValueError(f"baseline must be > 0 metres, got {baseline}")
+            T_right_left = rectified_pose(baseline)
+        views = [(right, np.asarray(T_right_left, np.float64))]
+        for k, (img, T) in enumerate(extra_views):
+            if np.asarray(img).shape[:2] != camera.shape:
+                shape = np.asarray(img).shape[:2]
+                raise ValueError(f"extra view {k} image {shape} does not match the camera {camera.shape}")
+            views.append((np.asarray(img), np.asarray(T, np.float64)))
+        t0 = time.perf_counter()
+        if self.classical is not None:
+            depth, conf, normals, info = self._classical(left, views, camera)
+        else:
+            depth, conf, normals, info = self._learned(left, views, camera)
+        conf = np.clip(np.nan_to_num(conf), 0.0, 1.0).astype(np.float32)
+        cfg = self.config
+        bad = ~np.isfinite(depth) | (depth <= 0) | (conf < cfg.confidence_threshold)
+        depth = np.where(bad, np.nan, depth).astype(np.float32)
+        timings = {"total": (time.perf_counter() - t0) * 1e3}
+        timings.update({k: v for k, v in info.items() if k.endswith("_ms")})
+        extra = {k: v for k, v in info.items() if not k.endswith("_ms")}
+        return DepthResult(depth, conf, camera, timings, normals, extra)
+
+    def _classical(self, left, views, camera):  # type: ignore[no-untyped-def]
+        assert self.classical is not None
+        scale = min(1.0, self.config.classical_max_width / camera.width)
+        w, h = max(8, round(camera.width * scale)), max(8, round(camera.height * scale))
+        cam = camera.scaled(w, h) if (w, h) != (camera.width, camera.height) else camera
+        small = [(_resize_image(img, w, h), T) for img, T in views]
+        depth, conf, info = self.classical.compute(_resize_image(left, w, h), small, cam)
+        return _restore(depth, camera), _restore(conf, camera), None, info
+
+    def _learned(self, left, views, camera):  # type: ignore[no-untyped-def]
+        H, W, V = self.engine_height, self.engine_width, self.engine_views
+        if len(views) < V:
+            raise ValueError(f"the engine takes {V} source views, got {len(views)} (right image + extra views)")
+        views = views[:V]
+        cam = camera.scaled(W, H)
+
+        def tensor(img: np.ndarray) -> np.ndarray:
+            img = _resize_image(img, W, H)
+            if img.ndim == 2:
+                img = np.repeat(img[..., None], 3, 2)
+            return (img.astype(np.float32) / 255.0).transpose(2, 0, 1)
+
+        t0 = time.perf_counter()
+        out = self.engine.infer(
+            reference=tensor(left)[None],
+            sources=np.stack([tensor(img) for img, _ in views])[None],
+            intrinsics=cam.K.astype(np.float32)[None],
+            poses=np.stack([T for _, T in views]).astype(np.float32)[None],
+        )
+        infer_ms = (time.perf_counter() - t0) * 1e3
+        depth = np.asarray(out["depth"], np.float32).reshape(H, W)
+        conf = np.asarray(out["confidence"], np.float32).reshape(H, W)
+        normals = None
+        if "normal" in out:
+            n = np.asarray(out["normal"], np.float32).reshape(3, H, W).transpose(1, 2, 0)
+            normals = _restore(np.ascontiguousarray(n), camera)
+        return _restore(depth, camera), _restore(conf, camera), normals, {"infer_ms": infer_ms}

@@ -1,0 +1,329 @@
+"""The classical plane sweep: census + ZNCC matching cost, semi-global aggregation, WTA, consistency check.
+
+Runs with no training: the stereo engine before any network exists, and the baseline every learned result
+is compared against. Planes and homographies come from `geometry.plane_sweep` (the same ones DPSNet uses).
+Cost aggregation follows Hirschmueller's semi-global matching (4 scanline paths, penalties P1 for a
+one-plane step and P2 for larger jumps, P2 lowered across intensity edges); the left-right check for a
+rectified pair uses the aggregated volume read along the right image's lines, as SGM does.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..geometry.camera import PinholeCamera
+from ..geometry.plane_sweep import (
+    plane_homographies,
+    plane_index_to_depth,
+    plane_inverse_depths,
+    rectified_baseline,
+)
+
+_INVALID_COST = 0.6  # cost where no view sees a pixel on any plane: a bit worse than random
+
+
+@dataclass
+class ClassicalSweepConfig:
+    """Parameters of the classical sweep; costs are normalised to [0, 1] so P1/P2 are in the same units."""
+
+    min_depth: float = 1.0
+    max_depth: float = 80.0
+    planes: int = 64
+    census_radius: int = 2  # 5x5 census window, 24 bits
+    zncc_radius: int = 3  # 7x7 ZNCC window
+    census_weight: float = 0.5  # cost = w * census + (1 - w) * (1 - zncc) / 2
+    p1: float = 0.08
+    p2: float = 1.5  # above any single cost: jumps happen where intensity edges lower it
+    paths: int = 4  # 4 scanline directions (0 = no aggregation, winner-take-all on the raw cost)
+    lr_check: bool = True
+    lr_tolerance: float = 1.0  # in planes
+    uniqueness: float = 0.05  # reject when 1 - best / second best is below this (SGBM's uniqueness ratio)
+    speckle_size: int = 200  # remove connected blobs of fewer pixels than this (0 = off), as SGBM does
+    speckle_range: float = 2.0  # in planes: neighbours closer than this belong to the same blob
+    min_confidence: float = 0.0  # depth below this confidence becomes NaN
+
+    def __post_init__(self) -> None:
+        if not self.min_depth > 0:
+            raise ValueError(f"min_depth must be > 0, got {self.min_depth}")
+        if not self.max_depth > self.min_depth:
+            raise ValueError(f"max_depth must be > min_depth ({self.min_depth}), got {self.max_depth}")
+        if self.planes < 3:
+            raise ValueError(f"planes must be >= 3, got {self.planes}")
+        if not 1 <= self.census_radius <= 2:
+            raise ValueError(f"census_radius must be 1 or 2 (a 3x3 or 5x5 window), got {self.census_radius}")
+        if self.zncc_radius < 1:
+            raise ValueError(f"zncc_radius must be >= 1, got {self.zncc_radius}")
+        if not 0.0 <= self.census_weight <= 1.0:
+            raise ValueError(f"census_weight must be in [0, 1], got {self.census_weight}")
+        if self.paths not in (0, 2, 4):
+            raise ValueError(f"paths must be 0, 2 or 4, got {self.paths}")
+        if not (0 <= self.p1 <= self.p2):
+            raise ValueError(f"need 0 <= p1 <= p2, got p1={self.p1} p2={self.p2}")
+        if not 0.0 <= self.uniqueness < 1.0:
+            raise ValueError(f"uniqueness must be in [0, 1), got {self.uniqueness}")
+        if self.speckle_size < 0 or self.speckle_range <= 0:
+            raise ValueError(
+                f"need speckle_size >= 0 and speckle_range > 0, got {self.speckle_size}, {self.speckle_range}"
+            )
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """uint8 RGB (H, W, 3) or gray (H, W) -> float32 gray in [0, 1]."""
+    image = np.asarray(image)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    elif image.ndim != 2:
+        raise ValueError(f"image must be (H, W, 3) or (H, W), got shape {image.shape}")
+    gray = image.astype(np.float32)
+    return gray / 255.0 if image.dtype == np.uint8 else gray
+
+
+def census_transform(gray: np.ndarray, radius: int) -> np.ndarray:
+    """Census codes (H, W) as float32 holding up to 24 bits exactly (so OpenCV can warp them, nearest)."""
+    h, w = gray.shape
+    pad = cv2.copyMakeBorder(gray, radius, radius, radius, radius, cv2.BORDER_REFLECT)
+    code = np.zeros((h, w), np.uint32)
+    bit = 0
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dx == 0 and dy == 0:
+                continue
+            neigh = pad[radius + dy: radius + dy + h, radius + dx: radius + dx + w]
+            code |= (neigh < gray).astype(np.uint32) << np.uint32(bit)
+            bit += 1
+    return code.astype(np.float32)
+
+
+def _box(x: np.ndarray, radius: int) -> np.ndarray:
+    k = 2 * radius + 1
+    return cv2.boxFilter(x, cv2.CV_32F, (k, k), normalize=True, borderType=cv2.BORDER_REFLECT)
+
+
+class _RefStats:
+    """What the matching cost needs from the reference image, computed once per frame."""
+
+    def __init__(self, gray: np.ndarray, config: ClassicalSweepConfig) -> None:
+        r = config.zncc_radius
+        self.gray = gray
+        self.census = census_transform(gray, config.census_radius).astype(np.uint32)
+        self.bits = (2 * config.census_radius + 1) ** 2 - 1
+        self.mean = _box(gray, r)
+        self.std = np.sqrt(np.maximum(_box(gray * gray, r) - self.mean**2, 0.0))
+
+
+def plane_costs(
+    ref: _RefStats, src_gray: np.ndarray, homographies: np.ndarray, config: ClassicalSweepConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Matching cost (H, W, L) in [0, 1] of one source view, and its validity (H, W, L) bool."""
+    h, w = ref.gray.shape
+    L = len(homographies)
+    cost = np.empty((h, w, L), np.float32)
+    valid = np.empty((h, w, L), bool)
+    ones = np.ones_like(src_gray)
+    r = config.zncc_radius
+    cw = config.census_weight
+    flags_lin = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    flags_near = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    for idx, H in enumerate(homographies):
+        inside = cv2.warpPerspective(ones, H, (w, h), flags=flags_near, borderValue=0) > 0.5
+        c = np.zeros((h, w), np.float32)
+        warped = cv2.warpPerspective(src_gray, H, (w, h), flags=flags_lin, borderMode=cv2.BORDER_REPLICATE)
+        if cw > 0:
+            # Census of the warped image (not warped census codes): the cost then varies smoothly with
+            # sub-pixel shifts, which the parabola refinement needs.
+            ham = np.bitwise_count(ref.census ^ census_transform(warped, config.census_radius).astype(np.uint32))
+            c += (cw / ref.bits) * ham.astype(np.float32)
+        if cw < 1:
+            mw = _box(warped, r)
+            sw = np.sqrt(np.maximum(_box(warped * warped, r) - mw * mw, 0.0))
+            cov = _box(ref.gray * warped, r) - ref.mean * mw
+            zncc = cov / (ref.std * sw + 1e-4)
+            c += (1.0 - cw) * 0.5 * np.clip(1.0 - zncc, 0.0, 2.0)
+        c[~inside] = _INVALID_COST
+        cost[:, :, idx] = c
+        valid[:, :, idx] = inside
+    return cost, valid
+
+
+def _aggregate_path(C: np.ndarray, edges: np.ndarray, reverse: bool, p1: float, p2: float, out: np.ndarray) -> None:
+    """Add one horizontal SGM path (left->right, or right->left if reverse) of C (H, W, L) into out.
+
+    edges[:, x] is the intensity step into column x along the path's direction.
+    """
+    w = C.shape[1]
+    xs = range(w - 1, -1, -1) if reverse else range(w)
+    prev = None
+    for x in xs:
+        c = C[:, x]
+        if prev is None:
+            cur = c.copy()
+        else:
+            mn = prev.min(1, keepdims=True)
+            # P2 shrinks across an intensity edge, where depth is allowed to jump (Hirschmueller 2008).
+            best = np.minimum(prev, mn + np.maximum(p2 / (1.0 + edges[:, x: x + 1]), p1))
+            np.minimum(best[:, 1:], prev[:, :-1] + p1, out=best[:, 1:])
+            np.minimum(best[:, :-1], prev[:, 1:] + p1, out=best[:, :-1])
+            cur = c + best - mn
+        out[:, x] += cur
+        prev = cur
+
+
+def semi_global_aggregate(cost: np.ndarray, gray: np.ndarray, config: ClassicalSweepConfig) -> np.ndarray:
+    """Sum of SGM path costs over `config.paths` scanline directions; (H, W, L) float32."""
+    if config.paths == 0:
+        return cost
+    edge_gain = 20.0
+    gx = np.zeros_like(gray)
+    gx[:, 1:] = np.abs(gray[:, 1:] - gray[:, :-1]) * edge_gain
+    total = np.zeros_like(cost)
+    _aggregate_path(cost, gx, False, config.p1, config.p2, total)
+    _aggregate_path(cost, np.concatenate([gx[:, 1:], gx[:, :1] * 0], 1), True, config.p1, config.p2, total)
+    if config.paths == 4:
+        ct = np.ascontiguousarray(cost.transpose(1, 0, 2))
+        gt = np.ascontiguousarray(gray.T)
+        gy = np.zeros_like(gt)
+        gy[:, 1:] = np.abs(gt[:, 1:] - gt[:, :-1]) * edge_gain
+        tt = np.zeros_like(ct)
+        _aggregate_path(ct, gy, False, config.p1, config.p2, tt)
+        _aggregate_path(ct, np.concatenate([gy[:, 1:], gy[:, :1] * 0], 1), True, config.p1, config.p2, tt)
+        total += tt.transpose(1, 0, 2)
+    return total
+
+
+def winner_take_all(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fractional plane index (H, W) with parabola refinement, and confidence (H, W) in [0, 1].
+
+    Confidence is 1 - best / second best, the second best taken outside the winner's +-1 neighbourhood so
+    that a broad but unique minimum still counts as confident.
+    """
+    h, w, L = S.shape
+    idx = np.argmin(S, axis=2)
+    best = np.take_along_axis(S, idx[..., None], 2)[..., 0]
+    i0 = np.clip(idx, 1, L - 2)
+    cm = np.take_along_axis(S, (i0 - 1)[..., None], 2)[..., 0]
+    c0 = np.take_along_axis(S, i0[..., None], 2)[..., 0]
+    cp = np.take_along_axis(S, (i0 + 1)[..., None], 2)[..., 0]
+    denom = cm - 2 * c0 + cp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = np.where(denom > 1e-9, 0.5 * (cm - cp) / denom, 0.0)
+    interior = (idx >= 1) & (idx <= L - 2)
+    sub = idx.astype(np.float32) + np.where(interior, np.clip(offset, -0.5, 0.5), 0.0).astype(np.float32)
+    masked = S.copy()
+    for off in (-1, 0, 1):
+        np.put_along_axis(masked, np.clip(idx + off, 0, L - 1)[..., None], np.inf, 2)
+    second = masked.min(2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        conf = np.where(second > 0, 1.0 - best / second, 0.0)
+    return sub, np.clip(np.nan_to_num(conf), 0.0, 1.0).astype(np.float32)
+
+
+def left_right_consistent(S: np.ndarray, index: np.ndarray, disparities: np.ndarray, tolerance: float) -> np.ndarray:
+    """Left-right check of a rectified pair from the aggregated volume alone.
+
+    The right view's cost of plane l at right pixel x is the left volume at x + d_l (linear interpolation
+    along the row); its winner must map back to the left winner within `tolerance` planes.
+    """
+    h, w, L = S.shape
+    xs = np.arange(w, dtype=np.float32)
+    St = np.ascontiguousarray(S.transpose(2, 0, 1))  # (L, H, W): one plane's slice is contiguous
+    right = np.full((L, h, w), np.inf, np.float32)
+    for lvl, d in enumerate(disparities):
+        xl = xs + d
+        x0 = np.floor(xl).astype(np.int64)
+        f = (xl - x0).astype(np.float32)
+        ok = (x0 >= 0) & (x0 + 1 < w)
+        x0c = np.clip(x0, 0, w - 2)
+        sl = St[lvl]
+        vals = sl[:, x0c] * (1 - f) + sl[:, x0c + 1] * f
+        right[lvl][:, ok] = vals[:, ok]
+    right_idx = np.argmin(right, axis=0).astype(np.float32)
+    step = (disparities[-1] - disparities[0]) / (L - 1)
+    disp_left = disparities[0] + index * step
+    xr = np.clip(np.round(xs[None, :] - disp_left).astype(np.int64), 0, w - 1)
+    back = np.take_along_axis(right_idx, xr, 1)
+    inside = (xs[None, :] - disp_left) >= 0
+    return inside & (np.abs(back - index) <= tolerance)
+
+
+def speckles(index: np.ndarray, valid: np.ndarray, max_size: int, max_diff: float) -> np.ndarray:
+    """Pixels in connected blobs (neighbours within max_diff planes) smaller than max_size: isolated mismatches."""
+    fixed = np.where(valid, np.round(index * 16.0), -16).astype(np.int16)
+    filtered = fixed.copy()
+    cv2.filterSpeckles(filtered, -16, int(max_size), int(round(max_diff * 16.0)))
+    return valid & (filtered == -16) & (fixed != -16)
+
+
+class ClassicalStereo:
+    """Plane-sweep stereo without learning: `compute(reference, views, camera)` -> (depth, confidence, info)."""
+
+    def __init__(self, config: ClassicalSweepConfig | None = None) -> None:
+        self.config = config or ClassicalSweepConfig()
+
+    def compute(
+        self,
+        reference: np.ndarray,
+        views: Sequence[tuple[np.ndarray, np.ndarray]],
+        camera: PinholeCamera,
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        """Depth (H, W) float32 metres (NaN where rejected) and confidence (H, W) in [0, 1].
+
+        `views` are `(image, T_src_ref)` pairs seen by the same camera; the first one, if it is a rectified
+        right camera, gets the left-right check. Costs of several views are averaged where valid.
+        """
+        cfg = self.config
+        if not views:
+            raise ValueError("the classical sweep needs at least one source view")
+        t0 = time.perf_counter()
+        ref_gray = to_gray(reference)
+        if ref_gray.shape != camera.shape:
+            raise ValueError(f"reference image {ref_gray.shape} does not match the camera {camera.shape}")
+        ref = _RefStats(ref_gray, cfg)
+        inv = plane_inverse_depths(cfg.min_depth, cfg.max_depth, cfg.planes)
+        total = np.zeros(ref_gray.shape + (cfg.planes,), np.float32)
+        count = np.zeros_like(total)
+        for image, T_src_ref in views:
+            src = to_gray(image)
+            if src.shape != ref_gray.shape:
+                raise ValueError(f"source image {src.shape} does not match the reference {ref_gray.shape}")
+            Hs = plane_homographies(camera.K, camera.K, T_src_ref, 1.0 / inv)
+            cost, valid = plane_costs(ref, src, Hs, cfg)
+            total += np.where(valid, cost, 0.0)
+            count += valid
+        cost = total / np.maximum(count, 1)
+        # A plane no view sees gets the pixel's mean cost over the planes it does see: neutral, so that it
+        # neither wins nor pushes the aggregation (a fixed high cost would favour far planes near borders).
+        seen_any = count.max(2) > 0
+        mean_seen = cost.sum(2) / np.maximum((count > 0).sum(2), 1)
+        fill = np.where(seen_any, mean_seen, _INVALID_COST)[..., None]
+        cost = np.where(count > 0, cost, fill).astype(np.float32)
+        t1 = time.perf_counter()
+        S = semi_global_aggregate(cost, ref_gray, cfg)
+        t2 = time.perf_counter()
+        index, conf = winner_take_all(S)
+        winner = np.clip(np.round(index).astype(np.int64), 0, cfg.planes - 1)
+        seen = np.take_along_axis(count, winner[..., None], 2)[..., 0] > 0
+        keep = seen
+        baseline = rectified_baseline(views[0][1])
+        if cfg.lr_check and baseline is not None:
+            disparities = (camera.fx * baseline * inv).astype(np.float32)
+            keep &= left_right_consistent(S, index, disparities, cfg.lr_tolerance)
+        keep &= conf >= max(cfg.uniqueness, cfg.min_confidence)
+        if cfg.speckle_size > 0:
+            keep &= ~speckles(index, keep, cfg.speckle_size, cfg.speckle_range)
+        conf = np.where(keep, conf, 0.0).astype(np.float32)
+        depth = plane_index_to_depth(index, cfg.min_depth, cfg.max_depth, cfg.planes)
+        depth = np.where(keep, depth, np.nan).astype(np.float32)
+        t3 = time.perf_counter()
+        info = {
+            "cost_ms": (t1 - t0) * 1e3,
+            "aggregate_ms": (t2 - t1) * 1e3,
+            "select_ms": (t3 - t2) * 1e3,
+            "valid_fraction": float(keep.mean()),
+        }
+        return depth, conf, info

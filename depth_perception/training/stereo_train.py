@@ -1,0 +1,113 @@
+"""`depth-perception train stereo`: train the DPSNet + NAS plane-sweep network on KITTI-layout drives.
+
+Two stages, as in "Normal Assisted Stereo Depth Estimation": stage 1 trains depth (coarse and
+context-aggregated cost volumes) and the normal branch; stage 2 starts from stage 1 (`--init`), freezes it
+and trains the consistency module with the depth-normal consistency loss plus the depth loss.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..models.stereo import DPSNet
+from .stereo_data import StereoDriveDataset
+from .stereo_losses import depth_normal_consistency_loss, inverse_depth_loss, normal_loss
+from .trainer import TrainConfig, Trainer
+
+COARSE_WEIGHT = 0.7  # DPSNet supervises the volume before context aggregation too
+NORMAL_WEIGHT = 1.0
+CONSISTENCY_WEIGHT = 0.5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", nargs="+", required=True, help="drive folders or roots holding KITTI-layout drives")
+    parser.add_argument("--out", required=True, help="output folder (checkpoint, scalars); re-running resumes")
+    parser.add_argument("--stage", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--init", help="stage 2: the stage-1 checkpoint folder to start from")
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--height", type=int, default=192)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--planes", type=int, default=64)
+    parser.add_argument("--views", type=int, default=1,
+                        help="source views: 1 = the right camera; more add temporal frames")
+    parser.add_argument("--min-depth", type=float, default=1.0)
+    parser.add_argument("--max-depth", type=float, default=80.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--ckpt-every", type=int, default=250)
+
+
+def make_loss(model: DPSNet, stage: int):  # type: ignore[no-untyped-def]
+    inv_step = float(model.inv_depths[1] - model.inv_depths[0])
+    max_depth = model.max_depth
+
+    def loss_fn(net: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        if stage == 2:  # frozen stage-1 parts keep their batch-norm statistics
+            net.eval()
+            net.refine.train()  # type: ignore[union-attr]
+        out = net.forward_train(batch["reference"], batch["sources"], batch["intrinsics"], batch["poses"])  # type: ignore[operator]
+        gt = batch["depth"]
+        if stage == 1:
+            l_depth = inverse_depth_loss(out["inv_depth_stage1"], gt, inv_step, max_depth)
+            l_coarse = inverse_depth_loss(out["inv_depth_coarse"], gt, inv_step, max_depth)
+            l_normal = normal_loss(out["normal"], batch["normal"])
+            loss = l_depth + COARSE_WEIGHT * l_coarse + NORMAL_WEIGHT * l_normal
+            scalars = {"depth": l_depth, "coarse": l_coarse, "normal": l_normal}
+            return loss, {k: float(v.detach()) for k, v in scalars.items()}
+        l_depth = inverse_depth_loss(out["inv_depth"], gt, inv_step, max_depth)
+        l_cons = depth_normal_consistency_loss(out["inv_depth"], out["normal"].detach(), batch["intrinsics"])
+        loss = l_depth + CONSISTENCY_WEIGHT * l_cons
+        return loss, {"depth": float(l_depth.detach()), "consistency": float(l_cons.detach())}
+
+    return loss_fn
+
+
+def build_trainer(args: argparse.Namespace) -> Trainer:
+    from ..training.checkpoint import load_weights, read_meta
+
+    config: dict[str, Any] = dict(
+        height=args.height, width=args.width, planes=args.planes, min_depth=args.min_depth,
+        max_depth=args.max_depth, views=args.views,
+    )
+    if args.stage == 2:
+        if not args.init:
+            raise ValueError("--stage 2 needs --init, the stage-1 checkpoint folder")
+        config = dict(read_meta(args.init)["model"]["config"])
+    model = DPSNet(**config)
+    if args.stage == 2 and not (Path(args.out) / "checkpoint.json").exists():
+        load_weights(args.init, model)
+    dataset = StereoDriveDataset(args.data, model.height, model.width, views=model.views, max_depth=model.max_depth)
+    parameters = None
+    if args.stage == 2:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in model.refine.parameters():
+            p.requires_grad_(True)
+        parameters = [{"params": list(model.refine.parameters())}]
+    cfg = TrainConfig(
+        out_dir=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, num_workers=args.workers,
+        seed=args.seed, log_every=args.log_every, ckpt_every=args.ckpt_every, device=args.device,
+        lr_milestones=(int(args.steps * 0.75),), grad_clip=5.0, amp=args.amp,
+    )
+    meta = {"stage": args.stage, "data": [str(d) for d in args.data], "init": args.init}
+    return Trainer(model, make_loss(model, args.stage), dataset, cfg,
+                   {"name": "stereo_dpsnet", "config": model.config}, extra_meta=meta, parameters=parameters)
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest 3-D convolutions
+    trainer = build_trainer(args)
+    history = trainer.fit()
+    if history:
+        last = history[-1]
+        print(f"stereo stage {args.stage}: step {int(last['step'])} loss {last['loss']:.4f} -> {args.out}")
+    return 0
