@@ -16,7 +16,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
         (f"share/{PACKAGE}/engines", glob("engines/*")),
     ],
-    package_data={PACKAGE: ["py.typed"]},
+    package_data={PACKAGE: ["py.typed", "engines/tensorrt_onnx_ops.txt"]},
     install_requires=["setuptools", "numpy", "pyyaml"],
     zip_safe=True,
     maintainer="depth_perception maintainers",
