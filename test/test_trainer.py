@@ -46,6 +46,19 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
     assert len(hist) == 8
 
 
+def test_time_budget_stops_early_with_a_checkpoint_and_decays_the_lr(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    cfg = TrainConfig(out_dir=str(tmp_path), steps=10**7, batch_size=8, lr=0.2, log_every=1, ckpt_every=10**6,
+                      device="cpu", max_seconds=0.5, lr_milestones=(5 * 10**6,))
+    trainer = Trainer(model, loss_fn, Pairs(), cfg, {"name": "linear", "config": {"n": 4}})
+    hist = trainer.fit()
+    stopped = trainer.stopped_early
+    assert stopped is not None and 0 < stopped < 10**7
+    assert read_meta(tmp_path)["step"] == stopped  # the budget's end is checkpointed, not lost
+    assert hist[0]["lr"] == pytest.approx(0.2) and hist[-1]["lr"] == pytest.approx(0.02)  # milestone by time
+
+
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="steps"):
         TrainConfig(out_dir="x", steps=0)

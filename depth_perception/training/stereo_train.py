@@ -44,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--ckpt-every", type=int, default=250)
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="wall-clock budget: stop early with a checkpoint (0 = none)")
 
 
 def make_loss(model: DPSNet, stage: int):  # type: ignore[no-untyped-def]
@@ -96,7 +98,7 @@ def build_trainer(args: argparse.Namespace) -> Trainer:
     cfg = TrainConfig(
         out_dir=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, num_workers=args.workers,
         seed=args.seed, log_every=args.log_every, ckpt_every=args.ckpt_every, device=args.device,
-        lr_milestones=(int(args.steps * 0.75),), grad_clip=5.0, amp=args.amp,
+        max_seconds=60.0 * args.max_minutes, lr_milestones=(int(args.steps * 0.75),), grad_clip=5.0, amp=args.amp,
     )
     meta = {"stage": args.stage, "data": [str(d) for d in args.data], "init": args.init}
     return Trainer(model, make_loss(model, args.stage), dataset, cfg,

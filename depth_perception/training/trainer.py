@@ -50,6 +50,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     resume: bool = True
     amp: bool = False
+    max_seconds: float = 0.0  # wall-clock budget: stop, checkpoint and return early (0 = none)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -117,6 +118,7 @@ class Trainer:
         self.model_config = model_config
         self.extra_meta = extra_meta or {}
         self.parameters = parameters
+        self.stopped_early: int | None = None  # the step where max_seconds ran out
         self.out_dir = Path(config.out_dir)
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -200,7 +202,11 @@ class Trainer:
                 for batch in loader:
                     if step >= cfg.steps:
                         break
-                    lr = self._lr_at(step)
+                    # Under a time budget the schedule follows whichever runs out first, steps or seconds.
+                    clock = step
+                    if cfg.max_seconds > 0:
+                        clock = max(step, int(cfg.steps * (time.perf_counter() - t0) / cfg.max_seconds))
+                    lr = self._lr_at(clock)
                     for group in optimizer.param_groups:
                         group["lr"] = lr * group.get("lr_scale", 1.0)
                     batch = _to_device(batch, device)
@@ -232,14 +238,25 @@ class Trainer:
                             if hasattr(bar, "set_postfix"):
                                 bar.set_postfix(loss=f"{row['loss']:.4f}")
                         running, count = {}, 0
-                    if self.is_main and (step % cfg.ckpt_every == 0 or step == cfg.steps):
+                    out_of_time = cfg.max_seconds > 0 and time.perf_counter() - t0 > cfg.max_seconds
+                    if self.world_size > 1 and cfg.max_seconds > 0:
+                        out_of_time = self._agree(out_of_time, device)
+                    if self.is_main and (step % cfg.ckpt_every == 0 or step == cfg.steps or out_of_time):
                         self._save(optimizer, step)
+                    if out_of_time:
+                        self.stopped_early = step
+                        break
+                if self.stopped_early is not None:
+                    break
                 epoch += 1
         finally:
             if log_file is not None:
                 log_file.close()
             if hasattr(bar, "close"):
                 bar.close()
+            if self.is_main and self.stopped_early is not None:
+                print(f"train: time budget of {cfg.max_seconds:.0f} s spent; stopped at step {self.stopped_early} "
+                      f"of {cfg.steps} (checkpoint saved; re-run to resume)", flush=True)
             if self.world_size > 1:
                 import torch.distributed as dist
 
@@ -247,6 +264,15 @@ class Trainer:
                     dist.barrier()
                     dist.destroy_process_group()
         return history
+
+    @staticmethod
+    def _agree(flag: bool, device: torch.device) -> bool:
+        """Every rank stops at the same step when any one runs out of time."""
+        import torch.distributed as dist
+
+        t = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
 
     def _save(self, optimizer: torch.optim.Optimizer, step: int) -> None:
         meta = {
