@@ -1,1 +1,208 @@
-"""Engine contract, load_engine(), backends torch | onnxruntime | tensorrt, export and build."""
+"""Engine contract, load_engine(), backends torch | onnxruntime | tensorrt, export and build.
+
+    engine = load_engine("engines/mono_default.onnx")           # backend="auto", device="auto"
+    out = engine.infer(image=rgb01[None].transpose(0, 3, 1, 2))  # {"depth": ..., "disparity": ...}
+
+`auto` picks the fastest backend present: tensorrt (a plan, or a `<name>.fp16.plan` beside the .onnx) >
+onnxruntime-cuda > torch-cuda > onnxruntime-cpu > torch-cpu, and logs its choice. Backends import lazily, so
+`import depth_perception.engines` costs neither torch nor onnxruntime.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from pathlib import Path
+
+from .spec import FORMAT, Engine, EngineError, EngineSpec, read_sidecar, sha256_file, sidecar_path, verify_sha256
+
+__all__ = [
+    "FORMAT", "Engine", "EngineError", "EngineSpec", "BACKENDS", "available_backends", "default_engine_path",
+    "load_engine", "plans_beside", "read_sidecar", "sha256_file", "sidecar_path", "verify_sha256",
+]
+
+log = logging.getLogger(__name__)
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+_ALIASES = {"ort": "onnxruntime", "trt": "tensorrt", "pytorch": "torch"}
+PLAN_SUFFIXES = (".plan", ".engine")
+
+
+def _importable(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def available_backends() -> list[str]:
+    """Backends whose runtime imports here (tensorrt also needs CUDA)."""
+    from .backends.trt_backend import tensorrt_available
+
+    out = []
+    if tensorrt_available():
+        out.append("tensorrt")
+    if _importable("onnxruntime"):
+        out.append("onnxruntime")
+    if _importable("torch"):
+        out.append("torch")
+    return out
+
+
+def default_engine_path(kind: str) -> Path | None:
+    """The shipped `<kind>_default.onnx` (with its .json): $DEPTH_PERCEPTION_ENGINES, the source tree's engines/,
+    then share/depth_perception/engines of a ROS install; None when none is there."""
+    name = f"{kind}_default.onnx"
+    candidates = []
+    if os.environ.get("DEPTH_PERCEPTION_ENGINES"):
+        candidates.append(Path(os.environ["DEPTH_PERCEPTION_ENGINES"]) / name)
+    candidates.append(Path(__file__).resolve().parents[2] / "engines" / name)
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("depth_perception")) / "engines" / name)
+    except Exception:  # noqa: BLE001 - no ament index outside a ROS install, or the package is not installed
+        pass
+    return next((c for c in candidates if c.is_file() and c.with_suffix(".json").is_file()), None)
+
+
+def _resolve_device(device: str) -> str:
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    return device
+
+
+def plans_beside(onnx_path: Path) -> list[Path]:
+    """TensorRT plans built from `<name>.onnx`: `<name>.<precision>.plan` (own sidecar `<name>.<precision>.json`),
+    fp16 first, then int8, fp32 and any other `<name>.*.plan|.engine`."""
+    onnx_path = Path(onnx_path)
+    found = [p for s in PLAN_SUFFIXES for p in onnx_path.parent.glob(f"{onnx_path.stem}.*{s}")
+             if p.with_suffix(".json").exists()]
+    rank = {"fp16": 0, "int8": 1, "fp32": 2}
+    return sorted(found, key=lambda p: (rank.get(p.stem.rsplit(".", 1)[-1], 3), p.name))
+
+
+def _torch_cuda() -> bool:
+    from .backends.torch_backend import cuda_available
+
+    return cuda_available()
+
+
+def _auto_backend(path: Path, spec: EngineSpec, device: str) -> tuple[str, str, Path]:
+    """(backend, device, model file) by speed: tensorrt > ort-cuda > torch-cuda > ort-cpu > torch-cpu."""
+    from .backends.ort_backend import has_cuda as ort_cuda
+    from .backends.torch_backend import weights_path
+    from .backends.trt_backend import tensorrt_available
+
+    if path.suffix in PLAN_SUFFIXES:
+        return "tensorrt", "cuda", path
+    plan = next(iter(plans_beside(path)), None)
+    has_weights = weights_path(path, spec).exists() and "architecture" in spec
+    is_onnx = path.suffix == ".onnx" and _importable("onnxruntime")
+    gpu_ok = device != "cpu"
+    if gpu_ok and plan is not None and tensorrt_available():
+        return "tensorrt", "cuda", plan
+    if gpu_ok and is_onnx and ort_cuda():
+        return "onnxruntime", "cuda", path
+    if gpu_ok and has_weights and _importable("torch") and _torch_cuda():
+        return "torch", "cuda", path
+    if device.startswith("cuda"):
+        raise EngineError(f"device {device!r} asked for, but no GPU backend can run {path} here")
+    if is_onnx:
+        return "onnxruntime", "cpu", path
+    if has_weights and _importable("torch"):
+        return "torch", "cpu", path
+    raise EngineError(f"no backend can run {path} here (available: {available_backends()})")
+
+
+def load_engine(path: str | os.PathLike[str], backend: str = "auto", device: str = "auto", *,
+                threads: int | None = None, fp16: bool = False, rebuild: bool = True) -> Engine:
+    """Open an engine artifact (`.onnx` / `.plan` / `.engine` / `.safetensors` + `.json`) with one backend.
+
+    backend: auto | tensorrt | onnxruntime | torch. device: auto | cpu | cuda[:N]. threads: intra-op threads
+    (onnxruntime, torch CPU). fp16: half precision for the torch backend on CUDA. rebuild: rebuild a TensorRT plan
+    built for another TensorRT/GPU from its source ONNX (else refuse it).
+    """
+    path = Path(path)
+    backend = _ALIASES.get(backend, backend)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    device = _resolve_device(device)
+    if path.is_dir():
+        raise EngineError(f"{path} is a folder: pass the engine file (<name>.onnx), or run a training checkpoint "
+                          "through `depth-perception export` first")
+    if not path.exists():
+        raise FileNotFoundError(f"engine not found: {path}")
+    spec = read_sidecar(path)
+    if backend == "auto":
+        backend, device, path = _auto_backend(path, spec, device)
+        if path.suffix in PLAN_SUFFIXES:
+            spec = read_sidecar(path)
+        log.info("engine %s: backend %s on %s", path.name, backend, device)
+    elif device == "auto":
+        if backend == "tensorrt":
+            device = "cuda"
+        elif backend == "onnxruntime":
+            from .backends.ort_backend import has_cuda
+
+            device = "cuda" if has_cuda() else "cpu"
+        else:
+            device = "cuda" if _torch_cuda() else "cpu"
+    if backend == "tensorrt":
+        return _load_plan(path, spec, rebuild)
+    if backend == "onnxruntime":
+        if path.suffix != ".onnx":
+            raise EngineError(f"the onnxruntime backend runs .onnx files, got {path.name}")
+        if not _importable("onnxruntime"):
+            raise EngineError("onnxruntime is not installed here: pip install onnxruntime")
+        verify_sha256(path, spec.get("sha256"), "model file")
+        from .backends.ort_backend import OrtEngine
+
+        return OrtEngine(spec, path, device, threads=threads)
+    if path.suffix in PLAN_SUFFIXES:
+        raise EngineError(f"the torch backend cannot run a TensorRT plan ({path.name}); use its .onnx")
+    if not _importable("torch"):
+        raise EngineError("torch is not installed here: the torch backend needs it")
+    if path.suffix == ".onnx":
+        verify_sha256(path, spec.get("sha256"), "model file")
+    from .backends.torch_backend import TorchEngine
+
+    return TorchEngine(spec, path, "cuda" if device == "cuda" else device, fp16=fp16, threads=threads)
+
+
+def _load_plan(path: Path, spec: EngineSpec, rebuild: bool) -> Engine:
+    """A plan for this TensorRT and GPU; otherwise rebuilt from its source ONNX (same options) or refused."""
+    from .backends.trt_backend import TrtEngine, import_tensorrt, plan_mismatch
+
+    if path.suffix == ".onnx":
+        plan = next(iter(plans_beside(path)), None)
+        if plan is None:
+            if not rebuild:
+                raise EngineError(f"no TensorRT plan beside {path}: build one with "
+                                  f"`depth-perception build-engine {path}`")
+            plan = _first_build(path)
+        path, spec = plan, read_sidecar(plan)
+    import_tensorrt()
+    why = plan_mismatch(spec)
+    if why is not None:
+        built = spec.get("tensorrt") or {}
+        source = path.parent / str(built.get("source_onnx", ""))
+        hint = f"`depth-perception build-engine {source if built.get('source_onnx') else 'MODEL.onnx'} --out {path}`"
+        if not rebuild or not built.get("source_onnx") or not source.exists():
+            raise EngineError(f"TensorRT plan {path} was {why}: plans do not move between TensorRT versions or GPUs; "
+                              f"rebuild it with {hint}")
+        from .build import BuildOptions, build_plan
+
+        log.warning("TensorRT plan %s was %s: rebuilding it from %s", path, why, source)
+        build_plan(source, path, BuildOptions.from_sidecar(built))
+        spec = read_sidecar(path)
+    return TrtEngine(spec, path)
+
+
+def _first_build(onnx_path: Path) -> Path:
+    """An fp16 plan built beside the ONNX model on first use (as Isaac ROS does); minutes on a Jetson."""
+    from .build import BuildOptions, build_plan, default_plan_path
+
+    plan = default_plan_path(onnx_path, "fp16")
+    log.warning("no TensorRT plan beside %s: building %s now (this takes a while, once)", onnx_path, plan.name)
+    try:
+        return build_plan(onnx_path, plan, BuildOptions(precision="fp16"))
+    except PermissionError as exc:
+        raise EngineError(f"cannot write a TensorRT plan beside {onnx_path} ({exc}); build one elsewhere with "
+                          f"`depth-perception build-engine {onnx_path} --out DIR/{plan.name}`") from exc

@@ -1,0 +1,1 @@
+"""Engine backends: torch (safetensors + registry), onnxruntime (.onnx), tensorrt (serialized plans)."""

@@ -1,0 +1,236 @@
+"""`depth-perception bench engine ARTIFACT`: latency p50/p95, fps and peak memory per available backend.
+
+Each backend is loaded, warmed up and timed at the engine's own resolution on the same random inputs, by default
+in its own fresh interpreter. peak_mb is the rise of the process's resident memory while loading and running that
+backend (sampled from /proc, plus the ru_maxrss rise): native allocations by onnxruntime and torch count, which
+tracemalloc misses; it includes the runtime library itself where this backend is the first to load it.
+On CUDA, gpu_peak_mb is torch's peak allocation (torch backend only).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import os
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cli import CliError
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("artifact", help="engine file (NAME.onnx with NAME.json; NAME.safetensors for torch)")
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per backend (default 50)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads for CPU backends (0: library default)")
+    parser.add_argument("--backends", nargs="+", help="only these configurations, e.g. onnxruntime-cpu torch-cpu")
+    parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--in-process", action="store_true",
+                        help="time every backend in this process (faster; peak_mb of later backends then reads low "
+                             "because memory freed by earlier ones is reused)")
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _maxrss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+class PeakMemory:
+    """Peak resident memory above the level at entry, sampled by a thread every few milliseconds."""
+
+    def __init__(self, interval_s: float = 0.002) -> None:
+        self.interval_s = interval_s
+        self.peak_mb = 0.0
+
+    def __enter__(self) -> PeakMemory:
+        gc.collect()
+        self._base, self._base_maxrss = _rss_mb(), _maxrss_mb()
+        self._top = self._base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self._top = max(self._top, _rss_mb())
+            time.sleep(self.interval_s)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._top = max(self._top, _rss_mb())
+        self.peak_mb = max(self._top - self._base, _maxrss_mb() - self._base_maxrss, 0.0)
+
+
+def configurations(path: Path, spec: dict[str, Any], threads: int | None) -> dict[str, Callable[[], Any]]:
+    """name -> loader of each backend/device/precision that can run this artifact here."""
+    import importlib.util
+
+    from . import load_engine, plans_beside
+    from .backends.ort_backend import has_cuda as ort_cuda
+    from .backends.torch_backend import cuda_available, weights_path
+    from .backends.trt_backend import tensorrt_available
+
+    configs: dict[str, Callable[[], Any]] = {}
+    plan = path if path.suffix in (".plan", ".engine") else next(iter(plans_beside(path)), None)
+    if plan is not None and tensorrt_available():
+        configs["tensorrt"] = lambda: load_engine(plan, "tensorrt", "cuda")
+    if path.suffix == ".onnx" and importlib.util.find_spec("onnxruntime"):
+        if ort_cuda():
+            configs["onnxruntime-cuda"] = lambda: load_engine(path, "onnxruntime", "cuda", threads=threads)
+        configs["onnxruntime-cpu"] = lambda: load_engine(path, "onnxruntime", "cpu", threads=threads)
+    has_weights = path.suffix in (".onnx", ".safetensors") and weights_path(path, spec).exists()
+    if has_weights and importlib.util.find_spec("torch"):
+        if cuda_available():
+            configs["torch-cuda-fp32"] = lambda: load_engine(path, "torch", "cuda")
+            configs["torch-cuda-fp16"] = lambda: load_engine(path, "torch", "cuda", fp16=True)
+        configs["torch-cpu"] = lambda: load_engine(path, "torch", "cpu", threads=threads)
+    return configs
+
+
+def time_engine(engine: Any, inputs: dict[str, np.ndarray], runs: int, warmup: int) -> dict[str, float]:
+    for _ in range(warmup):
+        engine.infer(**inputs)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        engine.infer(**inputs)  # returns host arrays: a GPU backend has synchronized
+        times.append((time.perf_counter() - t0) * 1e3)
+    arr = np.asarray(times)
+    return {"p50_ms": float(np.percentile(arr, 50)), "p95_ms": float(np.percentile(arr, 95)),
+            "mean_ms": float(arr.mean()), "min_ms": float(arr.min()), "fps": float(1e3 / arr.mean())}
+
+
+def _isolated(path: Path, name: str, runs: int, warmup: int, threads: int | None) -> dict[str, Any]:
+    """One configuration timed in a fresh interpreter, so its memory figures start from a clean process."""
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench_engine_") as tmp:
+        out = Path(tmp) / "one.json"
+        cmd = [sys.executable, "-m", "depth_perception.engines.bench", str(path), "--backends", name, "--runs",
+               str(runs), "--warmup", str(warmup), "--threads", str(threads or 0), "--json", str(out),
+               "--in-process", "--no-figures"]
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])  # the package importable as in this process
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"benchmark of {name} failed in its subprocess: {tail}")
+        return json.loads(out.read_text())["results"][name]
+
+
+def bench_artifact(path: str | Path, runs: int = 50, warmup: int = 5, threads: int | None = None,
+                   only: list[str] | None = None, isolate: bool = False, figures: bool = True) -> dict[str, Any]:
+    """The figures `bench engine` prints and writes, as a dict; isolate: each backend in its own process."""
+    from .spec import Engine, read_sidecar
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"engine not found: {path}")
+    spec = read_sidecar(path)
+    configs = configurations(path, spec, threads or None)
+    if only:
+        unknown = sorted(set(only) - set(configs))
+        if unknown:
+            raise ValueError(f"--backends {unknown} cannot run here; available: {sorted(configs)}")
+        configs = {k: v for k, v in configs.items() if k in only}
+    if not configs:
+        raise ValueError(f"no backend can run {path} here")
+    h, w = spec.image_size
+    report: dict[str, Any] = {"artifact": str(path), "kind": spec["kind"], "height": h, "width": w, "runs": runs,
+                              "warmup": warmup, "threads": threads or 0, "results": {}}
+    inputs = Engine(spec, path).example_inputs()
+    for name, loader in configs.items():
+        if isolate:
+            report["results"][name] = _isolated(path, name, runs, warmup, threads)
+            continue
+        gpu = name.startswith("torch-cuda")
+        if gpu:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        with PeakMemory() as mem:
+            t0 = time.perf_counter()
+            engine = loader()
+            load_ms = (time.perf_counter() - t0) * 1e3
+            timing = time_engine(engine, inputs, runs, warmup)
+        timing.update(peak_mb=mem.peak_mb, load_ms=load_ms, backend=engine.backend, device=engine.device)
+        if gpu:
+            timing["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        report["results"][name] = timing
+        del engine
+        gc.collect()
+    if figures:  # after timing: building the module here must not count towards any backend's memory
+        try:
+            from .flops import architecture_figures
+
+            report.update(architecture_figures(spec))
+        except Exception as exc:  # noqa: BLE001 - figures are a bonus; timing still counts without them
+            log.warning("no parameter/FLOP count for %s: %s", path, exc)
+    results = report["results"]
+    if "onnxruntime-cpu" in results and "torch-cpu" in results:
+        # > 1: onnxruntime is faster than torch on the CPU by this factor
+        report["ort_cpu_vs_torch_cpu"] = results["torch-cpu"]["p50_ms"] / results["onnxruntime-cpu"]["p50_ms"]
+    best = min(results, key=lambda k: results[k]["p50_ms"])
+    report["best"] = best
+    for key in ("p50_ms", "p95_ms", "fps", "peak_mb"):
+        report[key] = results[best][key]
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [f"engine {report['artifact']} ({report['kind']}, {report['width']}x{report['height']}, "
+             f"{report['runs']} runs after {report['warmup']} warm-up)"]
+    if "params" in report:
+        lines.append(f"parameters {report['params'] / 1e6:.3f} M, {report['gflops']:.3f} GFLOPs per frame")
+    lines.append(f"{'backend':<18} {'p50 ms':>9} {'p95 ms':>9} {'fps':>9} {'peak MB':>9} {'load ms':>9}")
+    for name, r in report["results"].items():
+        lines.append(f"{name:<18} {r['p50_ms']:>9.2f} {r['p95_ms']:>9.2f} {r['fps']:>9.1f} {r['peak_mb']:>9.1f} "
+                     f"{r['load_ms']:>9.0f}")
+    if "ort_cpu_vs_torch_cpu" in report:
+        lines.append(f"onnxruntime-cpu is {report['ort_cpu_vs_torch_cpu']:.2f}x the speed of torch-cpu (p50)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..utils import write_json
+
+    if args.runs < 1 or args.warmup < 0:
+        raise CliError(f"--runs must be >= 1 and --warmup >= 0, got {args.runs} and {args.warmup}")
+    if args.threads < 0:
+        raise CliError(f"--threads must be >= 0, got {args.threads}")
+    report = bench_artifact(args.artifact, args.runs, args.warmup, args.threads, args.backends,
+                            isolate=not args.in_process, figures=not getattr(args, "no_figures", False))
+    report["isolated"] = not args.in_process
+    print(format_table(report))
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
+if __name__ == "__main__":  # the per-backend subprocess of an isolated benchmark
+    _parser = argparse.ArgumentParser(prog="depth_perception.engines.bench")
+    add_arguments(_parser)
+    _parser.add_argument("--no-figures", action="store_true", help=argparse.SUPPRESS)
+    sys.exit(run(_parser.parse_args()))

@@ -1,0 +1,150 @@
+"""Resize-and-restore around a fixed-size engine: camera images and intrinsics to the engine's size, its outputs
+back to the camera's pixels (NaN-aware), and sparse LiDAR depth moved without inventing or blending measurements.
+
+All resizes use the pixel-centre convention of `PinholeCamera.scaled` (OpenCV's), so the scaled intrinsics and
+the resized pixels describe the same rays.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..geometry.camera import PinholeCamera
+
+RESTORE_MODES = ("nearest", "bilinear")
+
+
+def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An (H, W[, C]) image at width x height: area averaging when shrinking (no aliasing), bilinear when growing."""
+    import cv2
+
+    image = np.asarray(image)
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    shrink = width * height < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (int(width), int(height)), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def image_to_input(image_rgb: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) RGB -> float32 [1, 3, H, W] RGB / 255, the engines' image input."""
+    image_rgb = np.asarray(image_rgb)
+    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3) RGB, got shape {image_rgb.shape}")
+    scale = 255.0 if image_rgb.dtype == np.uint8 else 1.0
+    return np.ascontiguousarray(image_rgb.transpose(2, 0, 1)[None], dtype=np.float32) / np.float32(scale)
+
+
+def restore_map(values: np.ndarray, camera: PinholeCamera, mode: str = "nearest") -> np.ndarray:
+    """An engine-sized (h, w) map back to the camera's (H, W).
+
+    nearest keeps NaN holes and depth edges as they are (no depths invented between foreground and background);
+    bilinear is smoother and NaN-aware: a pixel is the weighted mean of its valid neighbours, NaN where less than
+    half of the interpolation weight is valid.
+    """
+    import cv2
+
+    if mode not in RESTORE_MODES:
+        raise ValueError(f"mode must be one of {RESTORE_MODES}, got {mode!r}")
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim != 2:
+        raise ValueError(f"values must be a 2-D (h, w) map, got shape {values.shape}")
+    if values.shape == camera.shape:
+        return values
+    size = (camera.width, camera.height)
+    if mode == "nearest":
+        # our own gather: cv2's INTER_NEAREST is half a pixel off the pixel-centre convention, and its fixed-point
+        # EXACT variant breaks ties differently from resize_sparse_depth, which must be its exact inverse
+        rows = _source_index(camera.height, values.shape[0])
+        cols = _source_index(camera.width, values.shape[1])
+        return values[rows[:, None], cols[None, :]]
+    valid = np.isfinite(values)
+    num = cv2.resize(np.where(valid, values, 0.0).astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+    den = cv2.resize(valid.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+    out = np.full(camera.shape, np.nan, dtype=np.float32)
+    ok = den >= 0.5
+    out[ok] = num[ok] / den[ok]
+    return out
+
+
+def _source_index(dst_size: int, src_size: int) -> np.ndarray:
+    """For each destination pixel, the source pixel its centre falls in (pixel-centre convention)."""
+    idx = np.floor((np.arange(dst_size) + 0.5) * src_size / dst_size).astype(np.int64)
+    return np.clip(idx, 0, src_size - 1)
+
+
+def resize_sparse_depth(sparse: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Sparse depth (0 = none) at another size: each measurement moves to the pixel its centre falls in, the nearest
+    depth wins where several land together; measurements are never averaged with empty pixels."""
+    sparse = np.asarray(sparse, dtype=np.float32)
+    if sparse.shape == (height, width):
+        return sparse
+    v, u = np.nonzero(sparse > 0)
+    d = sparse[v, u]
+    # the same arithmetic as _source_index, so restoring by nearest brings each point back to its own pixel
+    tu = np.clip(np.floor((u + 0.5) * width / sparse.shape[1]).astype(np.int64), 0, width - 1)
+    tv = np.clip(np.floor((v + 0.5) * height / sparse.shape[0]).astype(np.int64), 0, height - 1)
+    out = np.full(height * width, np.inf, dtype=np.float32)
+    np.minimum.at(out, tv * width + tu, d)
+    out[~np.isfinite(out)] = 0.0
+    return out.reshape(height, width)
+
+
+@dataclass(frozen=True)
+class EngineResize:
+    """One camera mapped onto one engine size: `camera` at its own resolution, `engine_camera` at the engine's."""
+
+    camera: PinholeCamera
+    engine_camera: PinholeCamera
+
+    @classmethod
+    def for_engine(cls, camera: PinholeCamera, height: int, width: int) -> EngineResize:
+        if height < 1 or width < 1:
+            raise ValueError(f"engine size must be positive, got {height}x{width}")
+        return cls(camera, camera.scaled(int(width), int(height)))
+
+    @property
+    def identity(self) -> bool:
+        return self.camera.shape == self.engine_camera.shape
+
+    def image(self, image: np.ndarray) -> np.ndarray:
+        """A camera image at the engine's size (same dtype)."""
+        image = np.asarray(image)
+        if image.shape[:2] != self.camera.shape:
+            raise ValueError(f"image {image.shape[:2]} does not match the camera {self.camera.shape}")
+        return resize_image(image, self.engine_camera.width, self.engine_camera.height)
+
+    def image_input(self, image_rgb: np.ndarray) -> np.ndarray:
+        """uint8 RGB camera image -> the engine's float32 [1, 3, h, w] RGB / 255 input."""
+        return image_to_input(self.image(image_rgb))
+
+    def intrinsics(self) -> np.ndarray:
+        """K (3, 3) float64 at the engine's size."""
+        return self.engine_camera.K
+
+    def intrinsics_input(self) -> np.ndarray:
+        """K at the engine's size as the stereo engine's `intrinsics` input: float32 [1, 3, 3]."""
+        return self.engine_camera.K[None].astype(np.float32)
+
+    def sparse_depth_input(self, sparse: np.ndarray) -> np.ndarray:
+        """Camera-sized sparse depth (0 = none) as the completion engine's `sparse_depth` input [1, 1, h, w]."""
+        return self.sparse_depth(sparse)[None, None].astype(np.float32)
+
+    def sparse_depth(self, sparse: np.ndarray) -> np.ndarray:
+        if np.asarray(sparse).shape != self.camera.shape:
+            raise ValueError(f"sparse depth {np.asarray(sparse).shape} does not match the camera {self.camera.shape}")
+        return resize_sparse_depth(sparse, self.engine_camera.width, self.engine_camera.height)
+
+    def restore(self, values: np.ndarray, mode: str = "nearest") -> np.ndarray:
+        """An engine output (h, w), or (1, 1, h, w) / (1, h, w), back to the camera's (H, W)."""
+        values = np.asarray(values)
+        while values.ndim > 2 and values.shape[0] == 1:
+            values = values[0]
+        return restore_map(values, self.camera, mode)
+
+    def restore_channels(self, values: np.ndarray, mode: str = "nearest") -> np.ndarray:
+        """A multi-channel output (C, h, w) or (1, C, h, w), e.g. normals, -> (H, W, C)."""
+        values = np.asarray(values)
+        if values.ndim == 4:
+            values = values[0]
+        return np.stack([restore_map(c, self.camera, mode) for c in values], axis=-1)
