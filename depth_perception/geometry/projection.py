@@ -21,7 +21,7 @@ def pixel_grid(height: int, width: int, dtype=np.float32) -> tuple[np.ndarray, n
 _RAY_CACHE: dict[PinholeCamera, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _rays(camera: PinholeCamera) -> tuple[np.ndarray, np.ndarray]:
+def pixel_rays(camera: PinholeCamera) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel (x/z, y/z), cached per camera: the same camera is back-projected every frame."""
     rays = _RAY_CACHE.get(camera)
     if rays is None:
@@ -38,7 +38,7 @@ def backproject(depth: np.ndarray, camera: PinholeCamera) -> np.ndarray:
     depth = np.asarray(depth)
     if depth.shape != camera.shape:
         raise ValueError(f"depth shape {depth.shape} does not match camera {camera.shape}")
-    rx, ry = _rays(camera)
+    rx, ry = pixel_rays(camera)
     z = depth.astype(np.float32, copy=False)
     out = np.empty(depth.shape + (3,), dtype=np.float32)
     np.multiply(rx, z, out=out[..., 0])
@@ -67,30 +67,57 @@ def points_to_sparse_depth(
     """Project points (N, 3) in the camera frame into an (H, W) float32 image, nearest point winning.
 
     Returns depth (or `values` of the winning point, if given) with 0 where no point landed: the sparse
-    depth image a LiDAR makes. Points behind `min_depth` or beyond `max_depth` are dropped.
+    depth image a LiDAR makes. Points behind `min_depth` (and always those at z <= 0) or beyond `max_depth`
+    are dropped.
     """
     points = np.asarray(points, dtype=np.float32)
     if points.ndim != 2 or points.shape[1] < 3:
         raise ValueError(f"points must be (N, 3), got shape {points.shape}")
-    z = points[:, 2]
-    keep = (z > min_depth) & (z < max_depth)
-    pts = points[keep]
-    z = pts[:, 2]
-    inv_z = 1.0 / z
-    u = np.floor(camera.fx * pts[:, 0] * inv_z + camera.cx + 0.5).astype(np.int64)
-    v = np.floor(camera.fy * pts[:, 1] * inv_z + camera.cy + 0.5).astype(np.int64)
-    inside = (u >= 0) & (u < camera.width) & (v >= 0) & (v < camera.height)
-    idx = v[inside] * camera.width + u[inside]
-    z = z[inside]
-    # Z-buffer: sort far-to-near by a combined key so the first hit per pixel after a stable sort is the nearest.
-    order = np.lexsort((z, idx))
-    idx_sorted = idx[order]
-    first = np.ones(idx_sorted.shape, dtype=bool)
-    first[1:] = idx_sorted[1:] != idx_sorted[:-1]
-    winners = order[first]
+    if values is not None:
+        values = np.asarray(values, dtype=np.float32).reshape(-1)
+        if values.shape[0] != points.shape[0]:
+            raise ValueError(f"values has {values.shape[0]} entries for {points.shape[0]} points")
+    x, y, z = points[:, 0], points[:, 1], points[:, 2]
+    # Project every point and test the frustum on the projections: cheaper than gathering the rows in front first.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inv_z = np.float32(1.0) / z
+        u = np.multiply(x, np.float32(camera.fx))
+        u *= inv_z
+        u += np.float32(camera.cx)
+        u += np.float32(0.5)
+        v = np.multiply(y, np.float32(camera.fy))
+        v *= inv_z
+        v += np.float32(camera.cy)
+        v += np.float32(0.5)
+    ok = z > max(float(min_depth), 0.0)  # z > 0 also keeps the depth bits below ordered as unsigned ints
+    ok &= z < max_depth
+    ok &= u >= 0
+    ok &= u < camera.width
+    ok &= v >= 0
+    ok &= v < camera.height
+    sel = np.flatnonzero(ok)
+    pix = v[sel].astype(np.int64)
+    pix *= camera.width
+    pix += u[sel].astype(np.int64)  # u, v >= 0 here, so truncation is floor(u + 0.5): the nearest pixel
+    # Z-buffer by one sort of a packed key: pixel index in the high 32 bits, the depth's float32 bits (ordered
+    # like the depths themselves, as z > 0) in the low 32; the first key of each pixel is its nearest point.
+    key = pix.astype(np.uint64)
+    key <<= np.uint64(32)
+    key |= z[sel].view(np.uint32)
+    if values is None:
+        key.sort()
+    else:
+        order = np.argsort(key)
+        key = key[order]
+    pix_sorted = (key >> np.uint64(32)).astype(np.intp)
+    first = np.empty(pix_sorted.shape, dtype=bool)
+    first[:1] = True
+    np.not_equal(pix_sorted[1:], pix_sorted[:-1], out=first[1:])
     out = np.zeros(camera.height * camera.width, dtype=np.float32)
-    src = z if values is None else np.asarray(values, dtype=np.float32)[keep][inside]
-    out[idx[winners]] = src[winners]
+    if values is None:
+        out[pix_sorted[first]] = (key[first] & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.float32)
+    else:
+        out[pix_sorted[first]] = values[sel[order[first]]]
     return out.reshape(camera.shape)
 
 
