@@ -1,0 +1,254 @@
+"""`depth-perception train mono`: train the monocular engine (self-supervised, mono+stereo, or LiDAR-supervised).
+
+Modes: `mono` (monodepth2 from video: frames t-1, t, t+1 with a pose network; depth is relative),
+`mono+stereo` (adds the other camera at t with the calibrated baseline: metric scale), `supervised` (projected
+LiDAR with Eigen's scale-invariant loss; metric). Architectures: `narrow` (the shipped embedded default),
+`resnet18`, `resnet34`, `eigen` (supervised only). At the end, `--eval-data` drives are scored with the
+monodepth2 protocol and `--export` writes the ONNX engine with its sidecar.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..models.mono import ARCHITECTURES, EigenNet, MonoDepthNet, disp_to_depth, pose_to_matrix
+from .mono_data import MonoDataset
+from .mono_losses import (
+    SMOOTHNESS_WEIGHT,
+    min_reprojection_loss,
+    scale_invariant_log_loss,
+    smoothness_loss,
+    upsample_to,
+    warp_source_to_target,
+)
+from .trainer import TrainConfig, Trainer
+
+MODES = ("mono", "mono+stereo", "supervised")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", nargs="+", required=True, help="drive folders or roots holding KITTI raw drives")
+    parser.add_argument("--out", required=True, help="output folder (checkpoint, scalars); re-running resumes")
+    parser.add_argument("--mode", choices=MODES, default="mono+stereo")
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="narrow")
+    parser.add_argument("--split", help="monodepth2 split file (<date>/<drive> <frame> l|r) under the --data roots")
+    parser.add_argument("--height", type=int, default=192)
+    parser.add_argument("--width", type=int, default=640)
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="optimizer steps (default 2000)")
+    length.add_argument("--epochs", type=int, help="passes over the training samples")
+    parser.add_argument("--batch-size", type=int, default=12)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--min-depth", type=float, default=0.1)
+    parser.add_argument("--max-depth", type=float, default=100.0)
+    parser.add_argument("--no-augment", action="store_true", help="no colour jitter or flips")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--ckpt-every", type=int, default=250)
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="wall-clock budget: stop early with a checkpoint (0 = none)")
+    parser.add_argument("--eval-data", nargs="*", default=[], help="held-out drives scored after training")
+    parser.add_argument("--eval-max-frames", type=int, default=0, help="per eval drive; 0 = all")
+    parser.add_argument("--export", help="write the engine here (ENGINE.onnx + ENGINE.json) after training")
+
+
+# ----------------------------------------------------------------------------------------------------- losses
+
+
+def _source_pose(net: MonoDepthNet, batch: dict[str, Tensor], f: int) -> Tensor:
+    """T_source_target for temporal source f, monodepth2's ordering: the pair always runs forward in time."""
+    assert net.pose is not None
+    if f < 0:
+        axisangle, translation = net.pose(batch[f"aug_{f}"], batch["aug_0"])
+        return pose_to_matrix(axisangle, translation, invert=True)
+    axisangle, translation = net.pose(batch["aug_0"], batch[f"aug_{f}"])
+    return pose_to_matrix(axisangle, translation)
+
+
+def make_loss(mode: str, frame_ids: tuple[int, ...] = (0, -1, 1)):  # type: ignore[no-untyped-def]
+    """The Trainer's loss_fn for a mode: (net, batch) -> (loss, scalars)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    temporal = [f for f in frame_ids if f != 0]
+
+    def supervised(net: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        gt = batch["depth_gt"]
+        size = (gt.shape[-2], gt.shape[-1])
+        if isinstance(net, EigenNet):
+            out = net.train_forward(batch["aug_0"])
+            terms = [scale_invariant_log_loss(torch.exp(upsample_to(out[k], size)), gt) for k in ("fine", "coarse")]
+            loss = terms[0] + terms[1]
+            return loss, {"si_fine": float(terms[0].detach()), "si_coarse": float(terms[1].detach())}
+        disps = net.train_forward(batch["aug_0"])  # type: ignore[operator]
+        terms = [scale_invariant_log_loss(disp_to_depth(upsample_to(d, size), net.min_depth, net.max_depth)[1], gt)
+                 for d in disps.values()]
+        loss = sum(terms) / len(terms)
+        return loss, {"si": float(terms[0].detach())}
+
+    def self_supervised(net: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        assert isinstance(net, MonoDepthNet)
+        target = batch["color_0"]
+        size = (target.shape[-2], target.shape[-1])
+        K = batch["K"]
+        transforms = {str(f): _source_pose(net, batch, f) for f in temporal}
+        if mode == "mono+stereo":
+            transforms["s"] = batch["T_stereo"]
+        sources = [batch[f"color_{k}"] for k in transforms]
+        disps = net.train_forward(batch["aug_0"])
+        total = target.new_zeros(())
+        photo_0, smooth_0, automask_0 = 0.0, 0.0, 0.0
+        for s, disp in disps.items():
+            _, depth = disp_to_depth(upsample_to(disp, size), net.min_depth, net.max_depth)
+            warped = [warp_source_to_target(src, depth, K, T)[0] for src, T in zip(sources, transforms.values(),
+                                                                                    strict=True)]
+            photo, automask = min_reprojection_loss(target, warped, sources)
+            small = upsample_to(target, (disp.shape[-2], disp.shape[-1]))
+            smooth = smoothness_loss(disp, small)
+            total = total + photo + SMOOTHNESS_WEIGHT / (2**s) * smooth
+            if s == 0:
+                photo_0, smooth_0, automask_0 = float(photo.detach()), float(smooth.detach()), float(automask.mean())
+        loss = total / len(disps)
+        return loss, {"photometric": photo_0, "smoothness": smooth_0, "automask": automask_0}
+
+    return supervised if mode == "supervised" else self_supervised
+
+
+# ------------------------------------------------------------------------------------------------ the command
+
+
+def build_model(arch: str, mode: str, height: int, width: int, min_depth: float, max_depth: float) -> nn.Module:
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
+    name, preset = ARCHITECTURES[arch]
+    if name == "mono_eigen":
+        if mode != "supervised":
+            raise ValueError(f"--arch eigen trains only with --mode supervised (Eigen's loss), got --mode {mode}")
+        return EigenNet(height=height, width=width, min_depth=min_depth, max_depth=max_depth, **preset)
+    return MonoDepthNet(height=height, width=width, min_depth=min_depth, max_depth=max_depth,
+                        pose_net=mode != "supervised", **preset)
+
+
+def architecture_name(model: nn.Module) -> str:
+    return "mono_eigen" if isinstance(model, EigenNet) else "mono_resnet"
+
+
+def build_trainer(args: argparse.Namespace) -> Trainer:
+    from ..data.kitti import read_split
+
+    model = build_model(args.arch, args.mode, args.height, args.width, args.min_depth, args.max_depth)
+    split = read_split(args.split) if args.split else None
+    dataset = MonoDataset(args.data, args.height, args.width, stereo=args.mode == "mono+stereo",
+                          supervised=args.mode == "supervised", augment=not args.no_augment, split=split)
+    if len(dataset) == 0:
+        raise ValueError(f"no training samples in {args.data}: drives need at least 3 frames")
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+        steps = args.epochs * max(1, len(dataset) // args.batch_size)
+    else:
+        steps = 2000 if args.steps is None else args.steps
+    cfg = TrainConfig(
+        out_dir=args.out, steps=steps, batch_size=args.batch_size, lr=args.lr, num_workers=args.workers,
+        seed=args.seed, log_every=args.log_every, ckpt_every=args.ckpt_every, device=args.device,
+        max_seconds=60.0 * args.max_minutes, amp=args.amp,
+        lr_milestones=(int(steps * 0.75),),  # monodepth2: x0.1 for the last quarter
+    )
+    meta = {"mode": args.mode, "arch": args.arch, "metric": args.mode != "mono",
+            "data": [str(d) for d in args.data], "split": args.split, "samples": len(dataset),
+            "command": _command_line()}
+    name = architecture_name(model)
+    return Trainer(model, make_loss(args.mode), dataset, cfg, {"name": name, "config": model.config},
+                   extra_meta=meta)
+
+
+def _command_line() -> str:
+    return "depth-perception " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+
+
+def data_seeds(paths: list[str]) -> list[int]:
+    """Seeds of the synthetic drives among `paths` (those with a synthetic/ folder), read back from their names:
+    `data.synth` names seed S `<2011-09-26 + S // 10000 days>_drive_<S % 10000>`."""
+    import datetime
+    import re
+
+    from .stereo_data import find_drives
+
+    try:
+        drives = find_drives(paths)
+    except (FileNotFoundError, ValueError):
+        return []
+    seeds = set()
+    for d in drives:
+        m = re.fullmatch(r"(\d{4})_(\d{2})_(\d{2})_drive_(\d{4})_sync", d.name)
+        if m is None or not (d / "synthetic").is_dir():
+            continue
+        days = (datetime.date(int(m[1]), int(m[2]), int(m[3])) - datetime.date(2011, 9, 26)).days
+        seeds.add(days * 10000 + int(m[4]))
+    return sorted(seeds)
+
+
+def deploy_module(trained: nn.Module) -> nn.Module:
+    """A fresh deploy-form copy of the trained network (no pose net), in eval mode on the CPU."""
+    from ..models.registry import build_model as registry_build
+
+    config = trained.deploy_config()  # type: ignore[operator]
+    module = registry_build(architecture_name(trained), **config)
+    state = {k: v.detach().cpu() for k, v in trained.state_dict().items() if not k.startswith("pose.")}
+    module.load_state_dict(state)
+    return module.eval()
+
+
+def export_engine(trained: nn.Module, out_onnx: str | Path, mode: str, training: dict[str, Any],
+                  metrics: dict[str, Any]) -> Path:
+    """Export the deploy form with the sidecar (metric for mono+stereo and supervised; relative for mono)."""
+    try:
+        from ..engines.export import export_module
+    except ImportError as exc:
+        raise RuntimeError(f"engine export is not available in this build: {exc}") from exc
+    module = deploy_module(trained)
+    extra = {"metric": mode != "mono", "depth_range": [module.min_depth, module.max_depth],
+             "training": training, "metrics": metrics}
+    return Path(export_module(module, out_onnx, architecture_name(trained), module.config, extra))
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from ..utils import write_json
+
+    torch.backends.cudnn.benchmark = True  # fixed input size
+    trainer = build_trainer(args)
+    history = trainer.fit()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    last = history[-1] if history else {}
+    if last:
+        print(f"mono {args.mode} {args.arch}: step {int(last['step'])} loss {last['loss']:.4f} -> {args.out}")
+    metrics: dict[str, Any] = {}
+    if args.eval_data:
+        from ..eval.mono_eval import evaluate_engine, format_table
+
+        report = evaluate_engine(args.out, args.eval_data, max_frames=args.eval_max_frames, device=args.device)
+        print(format_table(report))
+        write_json(Path(args.out) / "eval.json", report)
+        metrics = {k: report[k] for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")}
+        metrics.update(scaling=report["scaling"], frames=report["frames"], data=[str(d) for d in args.eval_data])
+    if args.export:
+        steps = int(last.get("step", trainer.config.steps)) if last else trainer.config.steps
+        training = {"command": _command_line(), "mode": args.mode, "arch": args.arch,
+                    "data": [str(d) for d in args.data], "seeds": data_seeds(args.data), "steps": steps,
+                    "batch_size": args.batch_size, "height": args.height, "width": args.width,
+                    "synthetic": bool(data_seeds(args.data)), "eval_data": [str(d) for d in args.eval_data],
+                    "eval_seeds": data_seeds(args.eval_data) if args.eval_data else []}
+        path = export_engine(trainer.model, args.export, args.mode, training, metrics)
+        print(f"engine -> {path}")
+    return 0
