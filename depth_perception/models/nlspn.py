@@ -1,0 +1,249 @@
+"""NLSPN depth completion: encoder-decoder over RGB + sparse depth, then non-local spatial propagation.
+
+Seed: Park et al., "Non-Local Spatial Propagation Network for Depth Completion" (ECCV 2020). The network
+predicts an initial dense depth, a confidence map (sigmoid) and, for every pixel, K = k*k - 1 neighbour offsets
+and affinities from a zero-initialised head (so training starts from "no propagation"). Affinities are
+normalized as the paper's TGASS: tanh(a) / gamma (gamma learnable, initialised to 0.5 K), multiplied by the
+confidence sampled at each neighbour, divided by sum |a| where that sum exceeds 1; the reference pixel takes
+1 - sum(a). T iterations mix each pixel with its neighbours' depth sampled bilinearly at base + offset.
+
+Unlike the reference code (DCNv2, a compiled CUDA extension) the sampling is `grid_sample`: all K neighbours in
+one call (the grid stacks them along the rows), the T iterations unrolled, so the graph exports to ONNX within
+TensorRT 8.5's operator list. Sampling clamps at the image border (`padding_mode="border"`) instead of reading
+zeros, so pixels near the border are not pulled towards 0 m.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .registry import register_model
+from .resnet import ImageNormalize, ResNetEncoder
+
+
+def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+def neighbour_base_offsets(prop_kernel: int) -> Tensor:
+    """(K, 2) pixel offsets (dx, dy) of the k x k window without its centre: where each neighbour starts."""
+    r = prop_kernel // 2
+    pts = [(dx, dy) for dy in range(-r, r + 1) for dx in range(-r, r + 1) if (dx, dy) != (0, 0)]
+    return torch.tensor(pts, dtype=torch.float32)
+
+
+def normalize_affinities(raw: Tensor, gamma: Tensor, neighbour_confidence: Tensor | None = None) -> Tensor:
+    """TGASS: tanh(raw) / gamma, times the neighbours' confidence, divided by sum |a| where that exceeds 1.
+
+    raw, neighbour_confidence: (B, K, H, W). Returns the K neighbour affinities; sum |a| <= 1 everywhere, so
+    the reference weight 1 - sum(a) keeps every propagation step a bounded (stable) weighted average.
+    """
+    aff = torch.tanh(raw) / (gamma + 1e-8)
+    if neighbour_confidence is not None:
+        aff = aff * neighbour_confidence
+    abs_sum = aff.abs().sum(1, keepdim=True) + 1e-4
+    return aff / torch.clamp(abs_sum, min=1.0)
+
+
+class NonLocalPropagation(nn.Module):
+    """The propagation half of NLSPN: guidance features -> offsets and affinities -> T refinement steps."""
+
+    def __init__(self, guide_ch: int, prop_kernel: int = 3, iterations: int = 18, gamma: float = 0.5,
+                 preserve_input: bool = True) -> None:
+        super().__init__()
+        if prop_kernel < 3 or prop_kernel % 2 == 0:
+            raise ValueError(f"prop_kernel must be odd and >= 3, got {prop_kernel}")
+        if iterations < 0:
+            raise ValueError(f"iterations must be >= 0, got {iterations}")
+        self.num = prop_kernel * prop_kernel - 1
+        self.iterations = iterations
+        self.preserve_input = preserve_input
+        self.conv_offset_aff = nn.Conv2d(guide_ch, 3 * self.num, 3, 1, 1)
+        nn.init.zeros_(self.conv_offset_aff.weight)  # zero offsets and affinities: start with no propagation
+        nn.init.zeros_(self.conv_offset_aff.bias)
+        self.gamma = nn.Parameter(torch.tensor([gamma * self.num]))
+        self.register_buffer("base", neighbour_base_offsets(prop_kernel), persistent=False)
+
+    def sampling_grid(self, offsets: Tensor) -> Tensor:
+        """offsets (B, 2K, H, W) pixels (dx, dy per neighbour) -> grid (B, K*H, W, 2) for one grid_sample."""
+        b, _, h, w = offsets.shape
+        k = self.num
+        ys = torch.arange(h, dtype=offsets.dtype, device=offsets.device).view(1, 1, h, 1)
+        xs = torch.arange(w, dtype=offsets.dtype, device=offsets.device).view(1, 1, 1, w)
+        off = offsets.view(b, k, 2, h, w)
+        x = xs + self.base[:, 0].view(1, k, 1, 1) + off[:, :, 0]
+        y = ys + self.base[:, 1].view(1, k, 1, 1) + off[:, :, 1]
+        # align_corners=False: pixel centre u maps to (u + 0.5) * 2 / W - 1.
+        gx = (x + 0.5) * (2.0 / w) - 1.0
+        gy = (y + 0.5) * (2.0 / h) - 1.0
+        return torch.stack([gx, gy], -1).view(b, k * h, w, 2)
+
+    def sample(self, values: Tensor, grid: Tensor) -> Tensor:
+        """values (B, 1, H, W) read at every neighbour -> (B, K, H, W)."""
+        b, _, h, w = values.shape
+        out = F.grid_sample(values, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return out.view(b, self.num, h, w)
+
+    def offsets_affinities(self, guidance: Tensor, confidence: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """-> offsets (B, 2K, H, W), sampling grid, normalized neighbour affinities (B, K, H, W)."""
+        out = self.conv_offset_aff(guidance)
+        offsets, raw = out[:, : 2 * self.num], out[:, 2 * self.num:]
+        grid = self.sampling_grid(offsets)
+        aff = normalize_affinities(raw, self.gamma, self.sample(confidence, grid))
+        return offsets, grid, aff
+
+    def propagate(self, depth: Tensor, grid: Tensor, aff: Tensor, sparse: Tensor | None = None) -> Tensor:
+        """T steps of d <- (1 - sum a) d + sum_k a_k d(neighbour k); measurements re-imposed around each step."""
+        ref = 1.0 - aff.sum(1, keepdim=True)
+        valid = sparse > 0 if (sparse is not None and self.preserve_input) else None
+        if valid is not None:
+            depth = torch.where(valid, sparse, depth)
+        for _ in range(self.iterations):  # unrolled in the exported graph: fixed T, fixed shapes
+            depth = ref * depth + (aff * self.sample(depth, grid)).sum(1, keepdim=True)
+            if valid is not None:
+                depth = torch.where(valid, sparse, depth)
+        return depth
+
+
+class NLSPN(nn.Module):
+    """Depth completion network; `forward(image, sparse_depth) -> (depth, confidence)` is the engine form.
+
+    image: RGB / 255 (B, 3, H, W); sparse_depth: metres (B, 1, H, W), 0 = no measurement. Depth is handled in
+    units of max_depth inside the graph and clamped to [0, max_depth] at the output.
+    """
+
+    kind = "completion"
+
+    def __init__(
+        self,
+        height: int = 352,
+        width: int = 1216,
+        layers: int = 34,
+        width_base: int = 64,
+        prop_kernel: int = 3,
+        iterations: int = 18,
+        gamma: float = 0.5,
+        preserve_input: bool = True,
+        max_depth: float = 90.0,
+        shared_head: bool = False,
+    ) -> None:
+        super().__init__()
+        if height < 32 or width < 32:
+            raise ValueError(f"height and width must be >= 32, got {height}x{width}")
+        if not max_depth > 0:
+            raise ValueError(f"max_depth must be > 0, got {max_depth}")
+        if width_base < 8 or width_base % 4:
+            raise ValueError(f"width_base must be a multiple of 4 and >= 8, got {width_base}")
+        self.config: dict[str, Any] = dict(
+            height=height, width=width, layers=layers, width_base=width_base, prop_kernel=prop_kernel,
+            iterations=iterations, gamma=gamma, preserve_input=preserve_input, max_depth=max_depth,
+            shared_head=shared_head,
+        )
+        self.height, self.width, self.max_depth = height, width, float(max_depth)
+        w = width_base
+        self.normalize = ImageNormalize()
+        # Separate full-resolution stems for colour and depth (3/4 and 1/4 of the channels), as NLSPN does.
+        self.stem_rgb = _conv_bn_relu(3, 3 * w // 4)
+        self.stem_dep = _conv_bn_relu(1, w // 4)
+        self.encoder = ResNetEncoder(layers=layers, width=w, in_channels=w)
+        enc = self.encoder.num_ch_enc  # strides 2, 4, 8, 16, 32
+        dec = [w, w, w, 2 * w, 4 * w]  # decoder outputs at strides 1, 2, 4, 8, 16
+        self.up16 = _conv_bn_relu(enc[4] + enc[3], dec[4])
+        self.up8 = _conv_bn_relu(dec[4] + enc[2], dec[3])
+        self.up4 = _conv_bn_relu(dec[3] + enc[1], dec[2])
+        self.up2 = _conv_bn_relu(dec[2] + enc[0], dec[1])
+        self.up1 = _conv_bn_relu(dec[1] + w, dec[0])
+        self.num = prop_kernel * prop_kernel - 1
+        # The paper gives each output its own full-resolution branch; the light variant shares the first
+        # convolution (full-resolution convolutions dominate its run time on small devices).
+        trunk = _conv_bn_relu(dec[0] + w, w) if shared_head else None
+
+        def head(cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(w, cout, 3, 1, 1)) if shared_head else \
+                nn.Sequential(_conv_bn_relu(dec[0] + w, w), nn.Conv2d(w, cout, 3, 1, 1))
+
+        self.head_trunk = trunk
+        self.init_head = head(1)
+        nn.init.constant_(self.init_head[-1].bias, 0.2)  # start near a typical depth (0.2 max_depth), not at 0
+        self.conf_head = head(1)
+        self.guide_head = head(self.num)
+        self.propagation = NonLocalPropagation(self.num, prop_kernel, iterations, gamma, preserve_input)
+
+    @staticmethod
+    def _up_cat(x: Tensor, skip: Tensor) -> Tensor:
+        # Resize to the skip's exact size: any input size works (240 rows are not a multiple of 32).
+        x = F.interpolate(x, size=(skip.shape[-2], skip.shape[-1]), mode="bilinear", align_corners=False)
+        return torch.cat([x, skip], 1)
+
+    def forward_train(self, image: Tensor, sparse_depth: Tensor) -> dict[str, Tensor]:
+        sparse = torch.clamp(sparse_depth, min=0.0) / self.max_depth
+        f1 = torch.cat([self.stem_rgb(self.normalize(image)), self.stem_dep(sparse)], 1)
+        f2, f4, f8, f16, f32 = self.encoder(f1)
+        x = self.up16(self._up_cat(f32, f16))
+        x = self.up8(self._up_cat(x, f8))
+        x = self.up4(self._up_cat(x, f4))
+        x = self.up2(self._up_cat(x, f2))
+        x = self.up1(self._up_cat(x, f1))
+        x = torch.cat([x, f1], 1)
+        if self.head_trunk is not None:
+            x = self.head_trunk(x)
+        init = self.init_head(x)
+        confidence = torch.sigmoid(self.conf_head(x))
+        offsets, grid, aff = self.propagation.offsets_affinities(self.guide_head(x), confidence)
+        refined = self.propagation.propagate(init, grid, aff, sparse)
+        depth = torch.clamp(refined, 0.0, 1.0) * self.max_depth
+        return {
+            "depth": depth, "init_depth": init * self.max_depth, "confidence": confidence,
+            "offsets": offsets, "affinities": aff,
+        }
+
+    def forward(self, image: Tensor, sparse_depth: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.forward_train(image, sparse_depth)
+        return out["depth"], out["confidence"]
+
+    # -- deploy-module protocol -----------------------------------------------------------------------------
+    def io_spec(self) -> dict[str, Any]:
+        h, w = self.height, self.width
+        return {
+            "inputs": [
+                {"name": "image", "shape": [1, 3, h, w], "dtype": "float32", "description": "RGB / 255"},
+                {"name": "sparse_depth", "shape": [1, 1, h, w], "dtype": "float32",
+                 "description": "sparse depth in metres (projected LiDAR), 0 = no measurement"},
+            ],
+            "outputs": [
+                {"name": "depth", "shape": [1, 1, h, w], "dtype": "float32", "units": "m",
+                 "description": "dense depth in [0, max_depth]"},
+                {"name": "confidence", "shape": [1, 1, h, w], "dtype": "float32", "units": "1",
+                 "description": "confidence of the initial depth (sigmoid), weights the propagation"},
+            ],
+            "depth_range": [0.0, self.max_depth],
+            "metric": True,
+            "iterations": self.propagation.iterations,
+            "neighbours": self.num,
+        }
+
+    def example_inputs(self) -> tuple[Tensor, Tensor]:
+        g = torch.Generator().manual_seed(0)
+        h, w = self.height, self.width
+        image = torch.rand(1, 3, h, w, generator=g)
+        depth = 2.0 + torch.rand(1, 1, h, w, generator=g) * (0.5 * self.max_depth)
+        keep = torch.rand(1, 1, h, w, generator=g) < 0.05
+        return image, torch.where(keep, depth, torch.zeros_like(depth))
+
+
+LIGHT = dict(layers=18, width_base=16, shared_head=True)
+
+
+@register_model("nlspn")
+def build_nlspn(**config: Any) -> NLSPN:
+    """The paper's scale: ResNet-34 encoder, base width 64 (about 26 M parameters)."""
+    return NLSPN(**config)
+
+
+@register_model("nlspn_light")
+def build_nlspn_light(**config: Any) -> NLSPN:
+    """The embedded variant: ResNet-18 layout at base width 16, one shared head trunk (a few MB of weights)."""
+    return NLSPN(**{**LIGHT, **config})

@@ -1,0 +1,166 @@
+"""Depth completion: LiDAR points (camera frame) + RGB -> dense depth, by IP-Basic or an NLSPN engine.
+
+`CompletionPipeline(config).process(image_rgb, camera, points_cam)` projects the points into the camera
+(`geometry.projection.points_to_sparse_depth`, nearest point per pixel) and calls `process_sparse`. A learned
+engine runs at its fixed size through `engines.resize`: the image is resized (area), the sparse depth
+scattered (never interpolated, so no points are blended), and depth and confidence are restored to the
+camera's pixels (nearest, so no depth is invented between surfaces). Measured pixels get their measurement back.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..engines.resize import EngineResize
+from ..geometry.camera import PinholeCamera
+from ..geometry.projection import points_to_sparse_depth
+from .base import DepthResult
+from .ipbasic import IpBasicConfig, distance_confidence, ipbasic_complete
+
+
+def default_engine_path() -> Path | None:
+    """The shipped NLSPN engine (`completion_default.onnx` + .json) if one is installed, else None."""
+    from ..engines import default_engine_path as engines_default
+
+    path = engines_default("completion")
+    return Path(path) if path is not None and Path(path).exists() else None
+
+
+@dataclass
+class CompletionPipelineConfig:
+    """engine: "classical" (IP-Basic), "auto" (the shipped NLSPN engine if present, else classical), an engine
+    artifact path, or a training checkpoint folder (run in torch)."""
+
+    engine: str = "auto"
+    backend: str = "auto"
+    device: str = "auto"
+    min_depth: float = 0.5
+    max_depth: float = 90.0
+    confidence_threshold: float = 0.0
+    preserve_measurements: bool = True
+    classical_blur: str = "bilateral"
+    classical_extrapolate: bool = True
+    propagation_iterations: int = 0  # NLSPN steps T; 0 = as built (only a torch checkpoint can change it)
+
+    def __post_init__(self) -> None:
+        if not self.engine:
+            raise ValueError("engine must be 'classical', 'auto' or an engine artifact path, got an empty string")
+        if not self.min_depth > 0:
+            raise ValueError(f"min_depth must be > 0, got {self.min_depth}")
+        if not self.max_depth > self.min_depth:
+            raise ValueError(f"max_depth must be > min_depth ({self.min_depth}), got {self.max_depth}")
+        if not 0.0 <= self.confidence_threshold <= 1.0:
+            raise ValueError(f"confidence_threshold must be in [0, 1], got {self.confidence_threshold}")
+        if self.classical_blur not in ("bilateral", "gaussian", "none"):
+            raise ValueError(f"classical_blur must be 'bilateral', 'gaussian' or 'none', got {self.classical_blur!r}")
+        if not 0 <= self.propagation_iterations <= 64:
+            raise ValueError(f"propagation_iterations must be in [0, 64], got {self.propagation_iterations}")
+
+
+class CompletionPipeline:
+    def __init__(self, config: CompletionPipelineConfig | None = None) -> None:
+        self.config = config or CompletionPipelineConfig()
+        cfg = self.config
+        engine_path: Path | None
+        if cfg.engine == "classical":
+            engine_path = None
+        elif cfg.engine == "auto":
+            engine_path = default_engine_path()
+        else:
+            engine_path = Path(cfg.engine)
+            if not engine_path.exists():
+                raise FileNotFoundError(f"completion engine not found: {engine_path}")
+        self.engine: Any = None
+        self.ipbasic = IpBasicConfig(max_depth=max(100.0, cfg.max_depth + 10.0), extrapolate=cfg.classical_extrapolate,
+                                     blur=cfg.classical_blur)
+        if engine_path is None:
+            self.name = "classical"
+            return
+        if engine_path.is_dir() and (engine_path / "checkpoint.json").exists():
+            from .stereo import CheckpointEngine  # generic: any registered architecture in torch
+
+            self.engine = CheckpointEngine(engine_path, cfg.device)
+        else:
+            from ..engines import load_engine
+
+            self.engine = load_engine(str(engine_path), backend=cfg.backend, device=cfg.device)
+        spec = self.engine.spec
+        if spec.get("kind") != "completion":
+            raise ValueError(f"engine {engine_path} is a {spec.get('kind')!r} engine, not 'completion'")
+        shapes = {i["name"]: i["shape"] for i in spec["inputs"]}
+        if "image" not in shapes or "sparse_depth" not in shapes:
+            raise ValueError(f"engine {engine_path} lacks the inputs 'image' and 'sparse_depth': {sorted(shapes)}")
+        self.engine_height, self.engine_width = int(shapes["image"][2]), int(shapes["image"][3])
+        self.name = str(engine_path)
+        self._set_iterations(cfg.propagation_iterations)
+
+    def _set_iterations(self, iterations: int) -> None:
+        """Change T where the engine is a torch module; a fixed graph (ONNX, TensorRT) keeps the T it was built with."""
+        if iterations == 0:
+            return
+        model = getattr(self.engine, "model", None)
+        propagation = getattr(model, "propagation", None)
+        if propagation is not None:
+            propagation.iterations = int(iterations)
+            return
+        built = self.engine.spec.get("iterations")
+        if built is not None and int(built) != iterations:
+            raise ValueError(f"propagation_iterations={iterations}: engine {self.name} is a fixed graph with {built} "
+                             "iterations; export one with --iterations N or use 0")
+
+    def sparse_from_points(self, points_cam: np.ndarray, camera: PinholeCamera) -> np.ndarray:
+        """Points (N, 3+) in the camera optical frame -> sparse depth (H, W), 0 = none."""
+        pts = np.asarray(points_cam, dtype=np.float32)
+        if pts.ndim != 2 or pts.shape[1] < 3:
+            raise ValueError(f"points_cam must be (N, 3), got shape {pts.shape}")
+        pts = pts[np.isfinite(pts[:, :3]).all(1), :3]
+        return points_to_sparse_depth(pts, camera, self.config.min_depth, self.config.max_depth)
+
+    def process(self, image_rgb: np.ndarray, camera: PinholeCamera, points_cam: np.ndarray) -> DepthResult:
+        t0 = time.perf_counter()
+        sparse = self.sparse_from_points(points_cam, camera)
+        project_ms = (time.perf_counter() - t0) * 1e3
+        result = self.process_sparse(image_rgb, camera, sparse)
+        result.timings_ms["project"] = project_ms
+        result.timings_ms["total"] += project_ms
+        return result
+
+    def process_sparse(self, image_rgb: np.ndarray, camera: PinholeCamera, sparse_depth: np.ndarray) -> DepthResult:
+        """Dense depth from an image and a sparse depth map (H, W) metres, 0 or NaN = no measurement."""
+        image = np.asarray(image_rgb)
+        sparse = np.nan_to_num(np.asarray(sparse_depth, dtype=np.float32), nan=0.0)
+        if image.shape[:2] != camera.shape:
+            raise ValueError(f"image {image.shape[:2]} does not match the camera {camera.shape}")
+        if sparse.shape != camera.shape:
+            raise ValueError(f"sparse_depth {sparse.shape} does not match the camera {camera.shape}")
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, 2)
+        cfg = self.config
+        sparse = np.where((sparse >= cfg.min_depth) & (sparse <= cfg.max_depth), sparse, 0.0).astype(np.float32)
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        if self.engine is None:
+            depth = ipbasic_complete(sparse, self.ipbasic)
+            conf = distance_confidence(sparse)
+        else:
+            depth, conf, timings["infer"] = self._learned(image, sparse, camera)
+        measured = sparse > 0
+        if cfg.preserve_measurements:
+            depth = np.where(measured, sparse, depth)
+        conf = np.clip(np.nan_to_num(conf), 0.0, 1.0).astype(np.float32)
+        bad = ~np.isfinite(depth) | (depth <= 0) | (conf < cfg.confidence_threshold)
+        depth = np.where(bad, np.nan, np.clip(depth, cfg.min_depth, cfg.max_depth)).astype(np.float32)
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+        return DepthResult(depth, conf, camera, timings, None, {"measurements": float(measured.sum())})
+
+    def _learned(self, image: np.ndarray, sparse: np.ndarray, camera: PinholeCamera) -> tuple[np.ndarray, ...]:
+        resize = EngineResize.for_engine(camera, self.engine_height, self.engine_width)
+        inputs = {"image": resize.image_input(image), "sparse_depth": resize.sparse_depth_input(sparse)}
+        t0 = time.perf_counter()
+        out = self.engine.infer(**inputs)
+        infer_ms = (time.perf_counter() - t0) * 1e3
+        return resize.restore(out["depth"]), resize.restore(out["confidence"]), infer_ms

@@ -1,0 +1,51 @@
+"""IP-Basic in-fill: dense output, small error on a sparse plane, nearest surface wins, configuration checks."""
+import numpy as np
+import pytest
+
+from depth_perception.pipelines.ipbasic import IpBasicConfig, distance_confidence, ipbasic_complete
+
+
+def _sparse_plane(h=96, w=160, density=0.06, seed=0, top_empty=20):
+    v, u = np.mgrid[0:h, 0:w]
+    gt = (8.0 + 0.03 * u + 0.05 * v).astype(np.float32)  # a slanted plane, 8-17 m
+    rng = np.random.default_rng(seed)
+    sparse = np.where(rng.random((h, w)) < density, gt, 0).astype(np.float32)
+    sparse[:top_empty] = 0  # like a LiDAR, nothing above its highest beam
+    return gt, sparse
+
+
+def test_fills_a_sparse_plane_densely_with_small_error():
+    gt, sparse = _sparse_plane()
+    dense = ipbasic_complete(sparse)
+    assert dense.shape == gt.shape and dense.dtype == np.float32
+    assert np.all(dense > 0)  # every pixel gets a depth
+    err = np.abs(dense - gt)[20:]
+    assert err.mean() < 0.1 and np.percentile(err, 99) < 0.5
+    assert np.abs(dense - gt)[:20].mean() < 1.5  # extended upwards from the top row
+
+
+def test_the_nearer_surface_wins_where_surfaces_meet():
+    h, w = 40, 40
+    sparse = np.zeros((h, w), np.float32)
+    sparse[::3, ::3] = 30.0  # background
+    sparse[15:25:3, 15:25:3] = 5.0  # a near object in front
+    dense = ipbasic_complete(sparse, IpBasicConfig(blur="none"))
+    assert dense[19, 19] == pytest.approx(5.0, abs=1e-3)
+    assert dense[2, 2] == pytest.approx(30.0, abs=1e-3)
+
+
+def test_empty_input_gives_zeros_and_config_is_validated():
+    assert not ipbasic_complete(np.zeros((8, 8), np.float32)).any()
+    with pytest.raises(ValueError, match="blur"):
+        IpBasicConfig(blur="box")
+    with pytest.raises(ValueError, match="max_depth"):
+        IpBasicConfig(max_depth=0)
+    with pytest.raises(ValueError, match="shape"):
+        ipbasic_complete(np.zeros((2, 2, 2)))
+
+
+def test_confidence_is_one_on_measurements_and_falls_with_distance():
+    sparse = np.zeros((20, 20), np.float32)
+    sparse[10, 10] = 4.0
+    conf = distance_confidence(sparse)
+    assert conf[10, 10] == pytest.approx(1.0) and conf[10, 14] < conf[10, 12] < 1.0
