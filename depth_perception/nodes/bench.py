@@ -1,0 +1,268 @@
+"""`depth-perception bench node`: each node end to end over DDS at 10 Hz and KITTI size (1242x375).
+
+For every node kind the node runs in a process of its own and a driver in this one publishes a synthetic scene
+(a textured plane 10 m ahead; a LiDAR grid on it for completion) stamped with the wall clock, and receives depth
+and points.
+Per processed frame: latency = arrival - input stamp; engine = DepthResult.timings_ms["total"]; queue = the time
+the synchronized set waited for the busy worker (the engine is slower than 10 Hz: newer sets replace older ones);
+overhead = latency - engine - queue, i.e. what the node and DDS add (conversions, sync, publishing, transport);
+node_overhead = the node's own share (its processing time minus the engine's), without DDS transport.
+Memory: resident set size after warm-up and at the end. Target: overhead p50 <= 15 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from ..geometry.camera import PinholeCamera
+from .harness import (
+    OUTPUTS,
+    Driver,
+    PlaneScene,
+    RosSession,
+    completion_messages,
+    publish_set,
+    stamp_of,
+    stereo_messages,
+    topic,
+)
+
+KINDS = ("stereo", "completion", "mono")
+CAMERA = PinholeCamera(1242, 375, 720.0, 720.0, 620.5, 187.5)
+SCENE = PlaneScene(CAMERA, baseline=0.5, depth=10.0)  # 36 px disparity
+TARGET_OVERHEAD_MS = 15.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", default=None, metavar="PATH", help="write the figures here (stable keys)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="publishing time per node (default 10)")
+    parser.add_argument("--rate", type=float, default=10.0, help="input rate in Hz (default 10)")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="nodes to run")
+    parser.add_argument("--cloud-decimation", type=int, default=1, metavar="N",
+                        help="the nodes' cloud_decimation (default 1: a full 1242x375 cloud of 7.5 MB per frame)")
+    parser.add_argument("--engine", action="append", default=[], metavar="KIND=PATH",
+                        help="engine per kind (default: 'auto': the shipped engine, else classical; mono is "
+                             "skipped without an engine)")
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else math.nan
+
+
+def _engines(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        kind, sep, path = item.partition("=")
+        if not sep or kind not in KINDS or not path:
+            raise ValueError(f"--engine takes KIND=PATH with KIND in {KINDS}, got {item!r}")
+        out[kind] = path
+    return out
+
+
+def _messages(kind: str, stamp_ns: int, frame: str) -> dict[str, Any]:
+    if kind == "stereo":
+        return stereo_messages(SCENE, stamp_ns, frame)
+    msgs = completion_messages(SCENE, stamp_ns, frame, "velo_link",
+                               points=SCENE.lidar_points(rows=64, cols=512) if kind == "completion" else None)
+    if kind == "mono":
+        del msgs["points"]
+    return msgs
+
+
+def _restamp(msgs: dict[str, Any], stamp_ns: int) -> None:
+    sec, nsec = divmod(stamp_ns, 1_000_000_000)
+    for msg in msgs.values():
+        msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nsec
+
+
+def rss_mb_of(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return math.nan
+
+
+def _serve_node(kind: str, engine: str, ns: str, decimation: int, conn: Any) -> None:
+    """The node under test, in a process of its own (as in a deployment: no GIL shared with the driver)."""
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from ..ros.recorder import init_context
+    from .runner import node_class
+
+    context = init_context()
+    node = node_class(kind)(context=context, namespace=ns, parameter_overrides=[
+        Parameter("engine", value=engine), Parameter("qos_reliability", value="reliable"),
+        Parameter("cloud_decimation", value=int(decimation))])
+    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        ready = node.wait_until_ready(600)
+        if ready and kind == "completion":
+            deadline = time.monotonic() + 30
+            while not node.tf.can_transform("camera_color_left", "velo_link") and time.monotonic() < deadline:
+                time.sleep(0.05)
+        conn.send((ready, node.diagnostic_state()[1]))
+        while conn.recv() == "clear":
+            node.frame_log.clear()
+            conn.send("cleared")
+        conn.send([tuple(r) for r in node.frame_log])
+    finally:
+        executor.shutdown(timeout_sec=5.0)
+        thread.join(5.0)
+        node.destroy_node()
+        import rclpy
+
+        rclpy.try_shutdown(context=context)
+
+
+def bench_kind(kind: str, engine: str, seconds: float, rate: float, decimation: int = 1) -> dict[str, Any]:
+    import multiprocessing
+
+    from .harness import T_CAM_LIDAR
+
+    ns, frame = f"/bench/{kind}", "camera_color_left"
+    offset = time.time_ns() / 1e9 - time.monotonic()  # arrivals are monotonic, stamps are wall clock
+    mp = multiprocessing.get_context("spawn")
+    conn, child_conn = mp.Pipe()
+    proc = mp.Process(target=_serve_node, args=(kind, engine, ns, decimation, child_conn), daemon=True)
+    with RosSession() as session:
+        driver = session.add(Driver(session.context, name="bench_driver"))
+        for name in ("depth", "depth/points"):
+            driver.subscribe(topic(ns, name), OUTPUTS[name], keep_data=False)
+        driver.send_tf(T_CAM_LIDAR, frame, "velo_link", 0, static=True)
+        proc.start()
+        try:
+            if not conn.poll(600):
+                return {"skipped": "the node did not start in 600 s"}
+            ready, state = conn.recv()
+            if not ready:
+                return {"skipped": f"engine did not load: {state}"}
+            msgs = _messages(kind, time.time_ns(), frame)
+            inputs = {topic(ns, k): type(m) for k, m in msgs.items()}
+            for name, msg in msgs.items():  # reliable publishers, as a bag replays a recording
+                driver._pubs[topic(ns, name)] = driver.create_publisher(type(msg), topic(ns, name), 10)
+            if not driver.publisher_ready(list(inputs), inputs, timeout=30):
+                return {"skipped": "DDS discovery did not complete"}
+            # warm-up: one frame through before measuring
+            _restamp(msgs, time.time_ns())
+            publish_set(driver, ns, msgs)
+            driver.wait_for(topic(ns, "depth/points"), timeout=120)
+            time.sleep(0.5)
+            driver.clear()
+            conn.send("clear")
+            conn.recv()
+            rss_start = peak = rss_mb_of(proc.pid)
+            sent: list[int] = []
+            period = 1.0 / rate
+            t_next = time.monotonic()
+            t_end = t_next + seconds
+            while time.monotonic() < t_end:
+                stamp = time.time_ns()
+                _restamp(msgs, stamp)
+                publish_set(driver, ns, msgs)
+                sent.append(stamp)
+                peak = max(peak, rss_mb_of(proc.pid))
+                t_next += period
+                time.sleep(max(0.0, t_next - time.monotonic()))
+            driver.wait_for(topic(ns, "depth/points"), lambda m: stamp_of(m) >= sent[-1], timeout=30)
+            time.sleep(0.3)
+            rss_end = rss_mb_of(proc.pid)
+            conn.send("stop")
+            log_rows = {int(r[0]): r for r in conn.recv()}
+            arrivals: dict[str, dict[int, float]] = {name: {} for name in ("depth", "depth/points")}
+            with driver._cond:
+                for name in arrivals:
+                    for t_mono, msg in driver.received[topic(ns, name)]:
+                        arrivals[name][stamp_of(msg)] = t_mono
+        finally:
+            proc.join(20)
+            if proc.is_alive():
+                proc.kill()
+    lat_depth, lat_points, overhead, engine_ms, queue_ms, node_ms = [], [], [], [], [], []
+    for stamp, row in log_rows.items():
+        if stamp not in arrivals["depth/points"] or stamp not in arrivals["depth"]:
+            continue
+        _, eng, processing, complete_to_published = row
+        l_depth = (arrivals["depth"][stamp] + offset - stamp / 1e9) * 1e3
+        l_points = (arrivals["depth/points"][stamp] + offset - stamp / 1e9) * 1e3
+        queue = max(0.0, complete_to_published - processing)
+        lat_depth.append(l_depth)
+        lat_points.append(l_points)
+        engine_ms.append(eng)
+        queue_ms.append(queue)
+        node_ms.append(processing - eng)
+        overhead.append(l_points - eng - queue)
+    processed = len(lat_points)
+    return {
+        "engine": engine, "cloud_decimation": decimation,
+        "frames_sent": len(sent), "frames_out": processed,
+        "fps": processed / seconds if seconds > 0 else math.nan,
+        "p50_ms": _pct(lat_points, 50), "p95_ms": _pct(lat_points, 95),
+        "depth_p50_ms": _pct(lat_depth, 50), "depth_p95_ms": _pct(lat_depth, 95),
+        "engine_p50_ms": _pct(engine_ms, 50), "queue_p50_ms": _pct(queue_ms, 50),
+        "overhead_p50_ms": _pct(overhead, 50), "overhead_p95_ms": _pct(overhead, 95),
+        "node_overhead_p50_ms": _pct(node_ms, 50),
+        "overhead_ok": bool(_pct(overhead, 50) <= TARGET_OVERHEAD_MS),
+        # the node's process: its resident memory after warm-up, at the end, and the peak in between
+        "rss_start_mb": rss_start, "rss_end_mb": rss_end, "rss_growth_mb": rss_end - rss_start, "peak_mb": peak,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import CliError
+
+    if args.cloud_decimation < 1:
+        raise CliError(f"--cloud-decimation must be >= 1, got {args.cloud_decimation}")
+    if not args.seconds > 0 or not args.rate > 0:
+        raise CliError(f"--seconds and --rate must be > 0, got {args.seconds} and {args.rate}")
+    try:
+        engines = _engines(args.engine)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+    def log(msg: str) -> None:
+        if not os.environ.get("DEPTH_PERCEPTION_QUIET"):
+            print(f"bench node: {msg}", file=sys.stderr, flush=True)
+
+    results: dict[str, Any] = {}
+    for kind in args.kinds:
+        engine = engines.get(kind, "auto")
+        log(f"{kind}: {args.seconds:.0f} s at {args.rate:g} Hz, {CAMERA.width}x{CAMERA.height}, engine {engine}")
+        try:
+            result = bench_kind(kind, engine, args.seconds, args.rate, args.cloud_decimation)
+        except Exception as exc:  # noqa: BLE001 - one kind failing must not hide the others
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        results[kind] = result
+    header = (f"{'node':<11} {'engine':<12} {'in':>4} {'out':>4} {'p50 ms':>8} {'p95 ms':>8} {'engine':>8} "
+              f"{'queue':>7} {'overhead':>9} {'in-node':>8} {'rss +MB':>8}")
+    print(header)
+    for kind, r in results.items():
+        if "p50_ms" not in r:
+            print(f"{kind:<11} {r.get('skipped') or r.get('error')}")
+            continue
+        print(f"{kind:<11} {os.path.basename(str(r['engine']))[:12]:<12} {r['frames_sent']:>4} {r['frames_out']:>4} "
+              f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['engine_p50_ms']:>8.1f} {r['queue_p50_ms']:>7.1f} "
+              f"{r['overhead_p50_ms']:>9.1f} {r['node_overhead_p50_ms']:>8.1f} {r['rss_growth_mb']:>8.1f}")
+    print(f"overhead = latency (input stamp -> points received) - engine - queue wait; target <= "
+          f"{TARGET_OVERHEAD_MS:.0f} ms")
+    if args.json:
+        from ..utils import write_json
+
+        write_json(args.json, {"width": CAMERA.width, "height": CAMERA.height, "rate_hz": args.rate,
+                               "cloud_decimation": args.cloud_decimation,
+                               "seconds": args.seconds, "target_overhead_ms": TARGET_OVERHEAD_MS, "nodes": results})
+    return 0

@@ -1,0 +1,70 @@
+"""depth_completion_node: camera image + LiDAR PointCloud2 + the LiDAR-to-camera transform from TF -> dense depth.
+
+Inputs (relative, remappable): image_rect, camera_info, points. The cloud is moved into the camera's optical frame
+through TF (the transform at the cloud's stamp) and handed to the completion pipeline (NLSPN or IP-Basic).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from ..geometry.se3 import transform_points
+from ..pipelines.base import DepthResult
+from ..ros.pointcloud import pointcloud2_to_xyz
+from ..ros.sync import stamp_to_ns
+from .base import DepthNodeBase, Frame, InputFault, InputSpec, ParamSpec, copy_header, run_node
+
+
+class DepthCompletionNode(DepthNodeBase):
+    NODE_NAME = "depth_completion_node"
+    KIND = "completion"
+    INPUTS = (
+        InputSpec("image_rect", Image),
+        InputSpec("camera_info", CameraInfo),
+        InputSpec("points", PointCloud2),
+    )
+    EXTRA_PARAMS = (
+        ParamSpec("propagation_iterations", 0, "NLSPN propagation steps at run time (0 = as the engine was "
+                  "trained; a classical engine ignores it)", 0, 64),
+    )
+
+    def config_class(self) -> type:
+        from ..pipelines.completion import CompletionPipelineConfig
+
+        return CompletionPipelineConfig
+
+    def build_pipeline(self, config: Any) -> Any:
+        from ..pipelines.completion import CompletionPipeline
+
+        return CompletionPipeline(config)
+
+    def prepare(self, msgs: dict[str, Any]) -> Frame:
+        image, cloud = msgs["image_rect"], msgs["points"]
+        rgb, camera = self.rgb_and_camera(image, msgs["camera_info"], "camera")
+        try:
+            points = pointcloud2_to_xyz(cloud, skip_nans=True)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputFault("cloud", f"LiDAR cloud: {exc}") from None
+        points = points[np.isfinite(points).all(axis=1)]
+        if len(points) == 0:
+            raise InputFault("cloud", f"LiDAR cloud in {cloud.header.frame_id!r} has no finite points "
+                                      "(empty or all NaN)")
+        T_cam_lidar = self.lookup_transform(image.header.frame_id, cloud.header.frame_id,  # noqa: N806
+                                            stamp_to_ns(cloud.header.stamp))
+        points_cam = transform_points(T_cam_lidar.astype(np.float32), points.astype(np.float32))
+        rgb, camera = self.resize_input(rgb, camera)
+        return Frame(copy_header(image.header), camera, rgb, {"points": points_cam})
+
+    def infer(self, pipeline: Any, frame: Frame) -> DepthResult:
+        return pipeline.process(frame.rgb, frame.camera, frame.args["points"])
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    run_node(DepthCompletionNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""What launch/*.launch.py share: launch arguments and launch_ros Node actions built from a node-set YAML.
+
+Only a ROS 2 install has launch / launch_ros; they are imported inside the functions, so this module imports
+everywhere (and tests can check the plain parts).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+PACKAGE = "depth_perception"
+EXECUTABLES = {"mono": "mono_depth_node", "stereo": "stereo_depth_node", "completion": "depth_completion_node"}
+KINDS = tuple(EXECUTABLES)
+# launch argument -> the relative input topic it remaps (pipeline.launch.py)
+TOPIC_ARGUMENTS = {
+    "image": "image_rect", "camera_info": "camera_info",
+    "left_image": "left/image_rect", "right_image": "right/image_rect",
+    "left_camera_info": "left/camera_info", "right_camera_info": "right/camera_info",
+    "points": "points",
+}
+TOPICS_BY_KIND = {
+    "mono": ("image_rect", "camera_info"),
+    "stereo": ("left/image_rect", "right/image_rect", "left/camera_info", "right/camera_info"),
+    "completion": ("image_rect", "camera_info", "points"),
+}
+
+
+def share_file(*parts: str) -> str:
+    """A file installed under share/depth_perception (the source tree's copy outside a ROS install)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        base = Path(get_package_share_directory(PACKAGE))
+    except Exception:  # noqa: BLE001 - not installed: the source tree
+        base = Path(__file__).resolve().parents[2]
+    return str(base.joinpath(*parts))
+
+
+def node_arguments(default_config: str, kinds: tuple[str, ...] = KINDS, topics: bool = False) -> list[Any]:
+    """DeclareLaunchArgument actions: config, use_sim_time, log_level, per kind <kind>_namespace / <kind>_engine
+    (empty keeps the YAML's) and, with `topics`, one remapping argument per input topic (pipeline.launch.py)."""
+    from launch.actions import DeclareLaunchArgument
+
+    args = [
+        DeclareLaunchArgument("config", default_value=default_config,
+                              description="node-set YAML: namespaces, remappings and parameters of the nodes"),
+        DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock (bag replay)"),
+        DeclareLaunchArgument("log_level", default_value="info", description="ROS log level of the nodes"),
+    ]
+    for kind in kinds:
+        args += [
+            DeclareLaunchArgument(f"{kind}_namespace", default_value="",
+                                  description=f"namespace of the {kind} node (empty: as in the config)"),
+            DeclareLaunchArgument(f"{kind}_engine", default_value="",
+                                  description=f"engine of the {kind} node: a path, 'auto' or 'classical' "
+                                              "(empty: as in the config)"),
+        ]
+    if len(kinds) > 1:
+        args += [DeclareLaunchArgument(f"enable_{kind}", default_value="true", description=f"start the {kind} node")
+                 for kind in kinds]
+    if topics:
+        args += [DeclareLaunchArgument(name, default_value="", description=f"remap the nodes' {rel} input "
+                                                                          "(empty: as in the config)")
+                 for name, rel in TOPIC_ARGUMENTS.items()]
+    return args
+
+
+def node_actions(context: Any, kinds: tuple[str, ...] = KINDS, topics: bool = False) -> list[Any]:
+    """launch_ros Node actions for the config's enabled nodes of the given kinds (an OpaqueFunction body)."""
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    from .runner import coerce_parameter, load_node_config
+
+    def arg(name: str, default: str = "") -> str:
+        try:
+            return LaunchConfiguration(name).perform(context)
+        except Exception:  # noqa: BLE001 - an argument this launch file does not declare
+            return default
+
+    config = arg("config")
+    use_sim_time = arg("use_sim_time", "false").lower() in ("true", "1", "yes")
+    actions = []
+    for entry in load_node_config(config):
+        if entry.kind not in kinds or not entry.enabled:
+            continue
+        if len(kinds) > 1 and arg(f"enable_{entry.kind}", "true").lower() in ("false", "0", "no"):
+            continue
+        params = dict(entry.parameters)
+        engine = arg(f"{entry.kind}_engine")
+        if engine:
+            params["engine"] = coerce_parameter(entry.kind, entry.name, "engine", engine)
+        params["use_sim_time"] = use_sim_time
+        remaps = dict(entry.remappings)
+        if topics:
+            for name, rel in TOPIC_ARGUMENTS.items():
+                value = arg(name)
+                if value and rel in TOPICS_BY_KIND[entry.kind]:
+                    remaps[rel] = value
+        actions.append(Node(
+            package=PACKAGE, executable=EXECUTABLES[entry.kind], name=entry.name,
+            namespace=arg(f"{entry.kind}_namespace") or entry.namespace, parameters=[params],
+            remappings=list(remaps.items()), output="screen",
+            arguments=["--ros-args", "--log-level", arg("log_level", "info")],
+        ))
+    return actions

@@ -1,0 +1,17 @@
+"""Launch the completion depth node with its entry of a node-set YAML (default: config/vehicle.yaml).
+
+    ros2 launch depth_perception depth_completion.launch.py completion_engine:=/path/engine.onnx
+"""
+from launch.actions import OpaqueFunction
+
+from depth_perception.nodes.launch_helpers import node_actions, node_arguments, share_file
+from launch import LaunchDescription
+
+KINDS = ("completion",)
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription([
+        *node_arguments(share_file("config", "vehicle.yaml"), KINDS, topics=True),
+        OpaqueFunction(function=lambda context: node_actions(context, KINDS, topics=True)),
+    ])
