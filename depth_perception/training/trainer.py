@@ -147,6 +147,10 @@ class Trainer:
                 device = torch.device("cuda", local)
                 torch.cuda.set_device(device)
             self._setup_distributed(device)
+        if device.type == "cuda":  # fixed crop sizes: let cuDNN pick its fastest kernels; TF32 matmuls
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.model.to(device)
         params = self.parameters or [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

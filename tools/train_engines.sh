@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Trains the three default engines (mono, stereo, completion) from scratch on our own synthetic
+# KITTI-format world, exports them to ONNX (+ sidecar JSON + safetensors) and scores them on held-out drives.
+#
+#   tools/train_engines.sh OUT [MINUTES]
+#
+# OUT gets data/ (the world), runs/<kind>/ (checkpoints, scalars.jsonl), engines/<kind>_default.*,
+# eval/<kind>.json and one tarball per engine in OUT/pack/. MINUTES (default 5) is each trainer's wall-clock
+# budget; the three train at once on one GPU. Everything is resumable: re-running continues the runs.
+# Knobs (environment): PYTHON, DEVICE (cuda), TRAIN_DRIVES (40), FRAMES (100), EVAL_DRIVES (2),
+# WIDTH x HEIGHT (640 x 192), JOBS (nproc), MONO_STEPS, STEREO_STEPS, COMPLETION_STEPS, STEREO2_MINUTES.
+# Needs only PyTorch, ONNX (+ onnxscript), ONNX Runtime, OpenCV, scikit-image, safetensors, tqdm, PyYAML:
+# no ROS 2. The README shows the command that made the shipped engines.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=$(mkdir -p "${1:?usage: tools/train_engines.sh OUT [MINUTES]}" && cd "$1" && pwd)
+minutes=${2:-5}
+PYTHON=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+TRAIN_DRIVES=${TRAIN_DRIVES:-40}
+FRAMES=${FRAMES:-100}
+EVAL_DRIVES=${EVAL_DRIVES:-2}
+WIDTH=${WIDTH:-640}
+HEIGHT=${HEIGHT:-192}
+JOBS=${JOBS:-$(nproc)}
+MONO_STEPS=${MONO_STEPS:-20000}
+STEREO_STEPS=${STEREO_STEPS:-20000}
+COMPLETION_STEPS=${COMPLETION_STEPS:-20000}
+STEREO2_MINUTES=${STEREO2_MINUTES:-$(awk "BEGIN{print $minutes/5}")}
+export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+dp() { "$PYTHON" -m depth_perception.cli "$@"; }
+log() { echo "[train_engines $(date +%H:%M:%S)] $*"; }
+PACK_DIR=${PACK_DIR:-$out/pack}
+mkdir -p "$out"/{data/train,data/eval,runs,engines,eval,logs} "$PACK_DIR"
+workers=$(( JOBS > 6 ? (JOBS - 3) / 3 : 1 ))
+
+log "1/4 synthetic world: $TRAIN_DRIVES training drives + $EVAL_DRIVES held-out, $FRAMES frames, ${WIDTH}x$HEIGHT"
+synth() {  # root seed frames; a drive already there (a re-run) is kept
+  compgen -G "$1/*/*_drive_$(printf %04d "$2")_sync" >/dev/null && return 0
+  dp synth --seed "$2" --frames "$3" --width "$WIDTH" --height "$HEIGHT" --out "$1" --normals left \
+    >"$out/logs/synth_$2.log" 2>&1 || echo "synth seed $2 failed (see logs/synth_$2.log)"
+}
+export -f synth dp; export out WIDTH HEIGHT PYTHON
+seq 0 $((TRAIN_DRIVES - 1)) | xargs -P "$JOBS" -I{} bash -c "synth '$out/data/train' {} $FRAMES"
+seq 1000 $((1000 + EVAL_DRIVES - 1)) | xargs -P "$JOBS" -I{} bash -c "synth '$out/data/eval' {} 50"
+log "world: $(find "$out/data" -name '*.png' -path '*image_02/data/*' | wc -l) left images"
+
+log "2/4 training three engines at once, $minutes min each"
+common=(--device "$DEVICE" --workers "$workers" --log-every 50 --ckpt-every 500 --height "$HEIGHT" --width "$WIDTH")
+(dp train mono --data "$out/data/train" --out "$out/runs/mono" --mode mono+stereo --arch narrow \
+   --steps "$MONO_STEPS" --batch-size 12 --lr 2e-4 --max-minutes "$minutes" "${common[@]}" \
+   --export "$out/engines/mono_default.onnx" \
+   >"$out/logs/mono.log" 2>&1; echo "mono exit $?" >>"$out/logs/mono.log") &
+(dp train completion --data "$out/data/train" --out "$out/runs/completion" --arch nlspn_light --top-crop 0 \
+   --steps "$COMPLETION_STEPS" --batch-size 8 --lr 1e-3 --max-minutes "$minutes" "${common[@]}" \
+   --export "$out/engines/completion_default.onnx" --export-height "$HEIGHT" --export-width "$WIDTH" \
+   >"$out/logs/completion.log" 2>&1; echo "completion exit $?" >>"$out/logs/completion.log") &
+(s1=$(awk "BEGIN{print $minutes - $STEREO2_MINUTES}")
+ dp train stereo --data "$out/data/train" --out "$out/runs/stereo1" --stage 1 --steps "$STEREO_STEPS" \
+   --batch-size 8 --lr 1e-3 --max-minutes "$s1" "${common[@]}" && \
+ dp train stereo --data "$out/data/train" --out "$out/runs/stereo" --stage 2 --init "$out/runs/stereo1" \
+   --steps "$STEREO_STEPS" --batch-size 8 --lr 1e-4 --max-minutes "$STEREO2_MINUTES" "${common[@]}" && \
+ dp export "$out/runs/stereo" --out "$out/engines/stereo_default.onnx" --height "$HEIGHT" --width "$WIDTH" && \
+ dp eval stereo --data "$out/data/eval" --engine classical "$out/engines/stereo_default.onnx" \
+   --max-frames 20 --json "$out/eval/stereo.json"
+ echo "stereo exit $?") >"$out/logs/stereo.log" 2>&1 &
+wait
+log "3/4 scoring"
+for kind in mono completion; do  # a run that died (say, a non-finite loss) is exported from its last checkpoint
+  [ -f "$out/engines/${kind}_default.onnx" ] || [ ! -f "$out/runs/$kind/checkpoint.json" ] || \
+    dp export "$out/runs/$kind" --out "$out/engines/${kind}_default.onnx" --height "$HEIGHT" --width "$WIDTH" \
+      >>"$out/logs/$kind.log" 2>&1
+done
+for kind in mono completion; do
+  [ -f "$out/engines/${kind}_default.onnx" ] || { log "$kind: no engine (see logs/$kind.log)"; continue; }
+  dp eval "$kind" --engine "$out/engines/${kind}_default.onnx" --data "$out/data/eval" --max-frames 20 \
+    --json "$out/eval/$kind.json" >"$out/logs/${kind}_eval.log" 2>&1 || log "$kind eval failed"
+done
+
+log "4/4 packing into $PACK_DIR"
+pack() {  # name files...: a gzipped tarball of the files (relative to OUT) that exist
+  local name=$1 files=() f; shift
+  for f in "$@"; do [ -f "$out/$f" ] && files+=("$f"); done
+  [ ${#files[@]} -gt 0 ] && tar -C "$out" -czf "$PACK_DIR/$name.tar.gz" "${files[@]}"
+}
+# Five files at most (mono's weights are the largest and travel on their own).
+pack mono engines/mono_default.onnx engines/mono_default.json eval/mono.json runs/mono/scalars.jsonl \
+  runs/mono/checkpoint.json
+pack mono_weights engines/mono_default.safetensors
+for kind in stereo completion; do
+  pack "$kind" "engines/${kind}_default".{onnx,json,safetensors} "eval/$kind.json" "runs/$kind/scalars.jsonl" \
+    "runs/$kind/checkpoint.json" "$([ "$kind" = stereo ] && echo runs/stereo1/scalars.jsonl)"
+done
+tar -C "$out" -czf "$PACK_DIR/logs.tar.gz" logs
+for kind in mono stereo completion; do tail -n 4 "$out/logs/$kind.log" | sed "s/^/[$kind] /"; done
+ls -la "$PACK_DIR"
