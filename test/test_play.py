@@ -205,7 +205,7 @@ def test_cli_rejects_bad_input(tmp_path, capsys):
 
 
 def test_ctrl_c_stops_a_looping_play_cleanly(bags):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
     proc = subprocess.Popen([sys.executable, "-m", "depth_perception.cli", "play", str(bags["mcap"]), "--loop",
                              "--clock"], stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -214,7 +214,12 @@ def test_ctrl_c_stops_a_looping_play_cleanly(bags):
         time.sleep(0.8)
         assert proc.poll() is None  # still looping
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # show where it hangs: faulthandler dumps every thread on SIGABRT
+            proc.send_signal(signal.SIGABRT)
+            _, err = proc.communicate(timeout=10)
+            pytest.fail(f"play did not stop within 30 s of SIGINT; its threads:\n{err[-6000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()

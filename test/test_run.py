@@ -129,12 +129,13 @@ def test_run_replays_a_kitti2bag_bag_into_the_nodes_and_reports_their_frames(tin
                  "--set", "depth_completion_node.qos_reliability=reliable", timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:] if line.strip()}
-    # the bag's frames are random noise: stereo publishes what it matches, completion fills every frame
+    # the bag's frames are random noise: stereo publishes what it matches, completion fills every frame, mono runs
+    # the shipped engine on every frame
     report = result.stdout + result.stderr[-2000:]
-    for node in ("/depth/completion/depth_completion_node", "/depth/stereo/stereo_depth_node"):
+    for node in ("/depth/completion/depth_completion_node", "/depth/stereo/stereo_depth_node",
+                 "/depth/mono/mono_depth_node"):
         synced, processed, failed = (int(v) for v in rows[node][1:4])
         assert synced >= 2 and processed >= 1 and failed == 0, report
-    assert rows["/depth/mono/mono_depth_node"][2] == "0" and "ERROR" in rows["/depth/mono/mono_depth_node"]
     assert "replayed" in result.stderr and "done" in result.stderr
 
 

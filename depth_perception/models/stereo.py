@@ -238,13 +238,15 @@ class DPSNet(nn.Module):
     def _soft_argmin(self, cost: Tensor) -> tuple[Tensor, Tensor]:
         """Upsampled cost slices (B, L, H, W) -> inverse depth (B, 1, H, W), confidence (B, 1, H, W).
 
-        Confidence is the probability mass within two planes of the soft-argmin.
+        Confidence is the probability mass within about two planes of the soft-argmin: planes up to 2 away count
+        fully, fading to 0 at 3 away. The window is continuous in the soft-argmin, so a hair's difference in it
+        (ONNX Runtime vs PyTorch, fp16 vs fp32) cannot flip a whole plane's mass in or out.
         """
         prob = torch.softmax(cost, dim=1)
         inv = (prob * self.inv_depths.view(1, -1, 1, 1)).sum(1, keepdim=True)
         idx = torch.arange(self.planes, dtype=cost.dtype, device=cost.device).view(1, -1, 1, 1)
         expected = (prob * idx).sum(1, keepdim=True)
-        near = (torch.abs(idx - expected) <= 2.0).to(cost.dtype)
+        near = (3.0 - torch.abs(idx - expected)).clamp(0.0, 1.0)
         return inv, (prob * near).sum(1, keepdim=True)
 
     def forward_train(self, reference: Tensor, sources: Tensor, intrinsics: Tensor, poses: Tensor) -> dict[str, Tensor]:
