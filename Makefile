@@ -15,7 +15,7 @@ demo: env
 	@$(VENV)/bin/depth-perception demo --out out/demo
 
 lint: env
-	@$(VENV)/bin/ruff check depth_perception test
+	@$(VENV)/bin/ruff check depth_perception test tools
 
 bench: env
 	@$(VENV)/bin/depth-perception bench core --json out/bench/core.json

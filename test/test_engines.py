@@ -305,3 +305,19 @@ def test_completion_through_resize_restores_each_measurement_at_its_own_camera_p
     depth = fit.restore(out["depth"], mode="nearest")
     assert depth.shape == cam.shape
     np.testing.assert_allclose(depth[rows, cols], sparse[rows, cols], rtol=1e-6)
+
+
+def test_evaluation_figures_are_recorded_in_the_sidecar_and_the_engine_still_loads(artifact_copy):
+    from depth_perception.engines import load_engine
+    from depth_perception.engines.spec import EngineError, read_sidecar, record_metrics
+
+    record_metrics(artifact_copy, "heldout", {"abs_rel": 0.07, "frames": 40})
+    record_metrics(artifact_copy, "kitti", {"abs_rel": 0.11})
+    spec = read_sidecar(artifact_copy)
+    assert spec["metrics"] == {"heldout": {"abs_rel": 0.07, "frames": 40}, "kitti": {"abs_rel": 0.11}}
+    assert load_engine(artifact_copy, "onnxruntime", "cpu") is not None  # the model's checksum is untouched
+    not_engine = artifact_copy.with_name("notes.onnx")
+    not_engine.with_suffix(".json").write_text('{"hello": 1}')
+    with pytest.raises(EngineError, match="lacks keys"):
+        record_metrics(not_engine, "x", {})
+    assert not_engine.with_suffix(".json").read_text() == '{"hello": 1}'

@@ -92,6 +92,24 @@ def read_sidecar(model_path: str | Path) -> EngineSpec:
     return EngineSpec(data)
 
 
+def record_metrics(model_path: str | Path, name: str, figures: Mapping[str, Any]) -> Path:
+    """Store evaluation `figures` under metrics[name] in the sidecar of `model_path` (atomically); returns it.
+
+    The sidecar is checked first, so figures are never written into something that is not an engine's.
+    """
+    from ..utils import atomic_path
+
+    read_sidecar(model_path)
+    path = sidecar_path(model_path)
+    data = json.loads(path.read_text())
+    metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+    metrics[name] = dict(figures)
+    data["metrics"] = metrics
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return path
+
+
 def verify_sha256(file: str | Path, expected: str | None, what: str = "model file") -> None:
     """Refuse a file whose sha256 disagrees with the sidecar: it was replaced, truncated or corrupted."""
     file = Path(file)

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..geometry.camera import PinholeCamera
+from .metrics import compute_depth_metrics
 
 LEFT, RIGHT = 2, 3
 
@@ -29,17 +30,8 @@ LEFT, RIGHT = 2, 3
 
 
 def depth_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    """Eigen et al.'s depth metrics over matching 1-D arrays of valid pixels."""
-    thresh = np.maximum(gt / pred, pred / gt)
-    return {
-        "abs_rel": float(np.mean(np.abs(gt - pred) / gt)),
-        "sq_rel": float(np.mean((gt - pred) ** 2 / gt)),
-        "rmse": float(np.sqrt(np.mean((gt - pred) ** 2))),
-        "rmse_log": float(np.sqrt(np.mean((np.log(gt) - np.log(pred)) ** 2))),
-        "a1": float(np.mean(thresh < 1.25)),
-        "a2": float(np.mean(thresh < 1.25**2)),
-        "a3": float(np.mean(thresh < 1.25**3)),
-    }
+    """Eigen et al.'s depth metrics over matching 1-D arrays of valid pixels (the mono evaluation's code)."""
+    return compute_depth_metrics(gt, pred)
 
 
 def disparity_metrics(pred_disp: np.ndarray, gt_disp: np.ndarray) -> dict[str, float]:

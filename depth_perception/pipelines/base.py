@@ -1,7 +1,10 @@
 """What every depth pipeline returns, and the one colormap used for pictures and `depth/colorized`."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,3 +60,60 @@ def colorize_depth(
     rgb = TURBO[np.clip((t * 255).astype(np.int32), 0, 255)]
     rgb[~valid] = 0
     return rgb
+
+
+class CheckpointEngine:
+    """A training checkpoint folder (checkpoint.json + .safetensors) run in torch, with the Engine interface.
+
+    Lets `eval` and `infer` score a run before it is exported (any registered architecture); artifacts go
+    through load_engine.
+    """
+
+    backend = "torch-checkpoint"
+
+    def __init__(self, folder: Path, device: str = "auto") -> None:
+        import torch
+
+        from ..models.registry import build_model
+        from ..training.checkpoint import load_weights, read_meta
+
+        arch = read_meta(folder)["model"]
+        self.model = build_model(arch["name"], **arch["config"]).eval()
+        load_weights(folder, self.model)
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
+                                   else ("cpu" if device == "auto" else device))
+        self.model.to(self.device)
+        self.spec = {"kind": self.model.kind, "architecture": arch, **self.model.io_spec()}
+
+    def infer(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
+        names = [i["name"] for i in self.spec["inputs"]]
+        with torch.no_grad():
+            outs = self.model(*(torch.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device) for n in names))
+        return {o["name"]: t.cpu().numpy() for o, t in zip(self.spec["outputs"], outs, strict=True)}
+
+
+def resolve_engine_path(engine: str, kind: str, shipped: Callable[[], Path | None]) -> Path | None:
+    """A pipeline's `engine` setting as a path: None for 'classical', and for 'auto' when nothing ships."""
+    if engine == "classical":
+        return None
+    if engine == "auto":
+        return shipped()
+    path = Path(engine)
+    if not path.exists():
+        raise FileNotFoundError(f"{kind} engine not found: {path}")
+    return path
+
+
+def open_engine(path: Path, kind: str, backend: str, device: str) -> Any:
+    """An engine artifact through load_engine, or a training checkpoint folder in torch; checks its kind."""
+    if path.is_dir() and (path / "checkpoint.json").exists():
+        engine: Any = CheckpointEngine(path, device)
+    else:
+        from ..engines import load_engine
+
+        engine = load_engine(str(path), backend=backend, device=device)
+    if engine.spec.get("kind") != kind:
+        raise ValueError(f"engine {path} is a {engine.spec.get('kind')!r} engine, not {kind!r}")
+    return engine

@@ -18,7 +18,7 @@ import numpy as np
 from ..engines.resize import EngineResize
 from ..geometry.camera import PinholeCamera
 from ..geometry.projection import points_to_sparse_depth
-from .base import DepthResult
+from .base import DepthResult, open_engine, resolve_engine_path
 from .ipbasic import IpBasicConfig, distance_confidence, ipbasic_complete
 
 
@@ -65,32 +65,15 @@ class CompletionPipeline:
     def __init__(self, config: CompletionPipelineConfig | None = None) -> None:
         self.config = config or CompletionPipelineConfig()
         cfg = self.config
-        engine_path: Path | None
-        if cfg.engine == "classical":
-            engine_path = None
-        elif cfg.engine == "auto":
-            engine_path = default_engine_path()
-        else:
-            engine_path = Path(cfg.engine)
-            if not engine_path.exists():
-                raise FileNotFoundError(f"completion engine not found: {engine_path}")
+        engine_path = resolve_engine_path(cfg.engine, "completion", default_engine_path)
         self.engine: Any = None
         self.ipbasic = IpBasicConfig(max_depth=max(100.0, cfg.max_depth + 10.0), extrapolate=cfg.classical_extrapolate,
                                      blur=cfg.classical_blur)
         if engine_path is None:
             self.name = "classical"
             return
-        if engine_path.is_dir() and (engine_path / "checkpoint.json").exists():
-            from .stereo import CheckpointEngine  # generic: any registered architecture in torch
-
-            self.engine = CheckpointEngine(engine_path, cfg.device)
-        else:
-            from ..engines import load_engine
-
-            self.engine = load_engine(str(engine_path), backend=cfg.backend, device=cfg.device)
+        self.engine = open_engine(engine_path, "completion", cfg.backend, cfg.device)
         spec = self.engine.spec
-        if spec.get("kind") != "completion":
-            raise ValueError(f"engine {engine_path} is a {spec.get('kind')!r} engine, not 'completion'")
         shapes = {i["name"]: i["shape"] for i in spec["inputs"]}
         if "image" not in shapes or "sparse_depth" not in shapes:
             raise ValueError(f"engine {engine_path} lacks the inputs 'image' and 'sparse_depth': {sorted(shapes)}")

@@ -134,7 +134,7 @@ def _open_engine(path: Path, backend: str, device: str) -> Any:
         if not (path / "checkpoint.json").exists():
             raise FileNotFoundError(f"{path} is a folder without checkpoint.json")
         from ..training.checkpoint import read_meta
-        from .stereo import CheckpointEngine
+        from .base import CheckpointEngine
 
         engine = CheckpointEngine(path, device)
         meta = read_meta(path)

@@ -7,7 +7,6 @@ working width) with the intrinsics, and depth is restored to the camera's resolu
 """
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,26 +18,15 @@ import numpy as np
 
 from ..geometry.camera import PinholeCamera
 from ..geometry.plane_sweep import rectified_pose
-from .base import DepthResult
+from .base import DepthResult, open_engine, resolve_engine_path
 from .stereo_classical import ClassicalStereo, ClassicalSweepConfig
-
-DEFAULT_ENGINE_NAME = "stereo_default.onnx"
 
 
 def default_engine_path() -> Path | None:
-    """The shipped learned engine, if present: $DEPTH_PERCEPTION_ENGINES, the source tree's engines/, share/."""
-    candidates = []
-    if os.environ.get("DEPTH_PERCEPTION_ENGINES"):
-        candidates.append(Path(os.environ["DEPTH_PERCEPTION_ENGINES"]) / DEFAULT_ENGINE_NAME)
-    here = Path(__file__).resolve()
-    candidates.append(here.parents[2] / "engines" / DEFAULT_ENGINE_NAME)
-    try:
-        from ament_index_python.packages import get_package_share_directory
+    """The shipped learned engine (`stereo_default.onnx` + .json), or None."""
+    from ..engines import default_engine_path as shipped
 
-        candidates.append(Path(get_package_share_directory("depth_perception")) / "engines" / DEFAULT_ENGINE_NAME)
-    except Exception:  # noqa: BLE001 - no ament index outside a ROS install
-        pass
-    return next((c for c in candidates if c.exists() and c.with_suffix(".json").exists()), None)
+    return shipped("stereo")
 
 
 @dataclass
@@ -84,50 +72,11 @@ def _restore(values: np.ndarray, camera: PinholeCamera) -> np.ndarray:
     return cv2.resize(values, (camera.width, camera.height), interpolation=cv2.INTER_NEAREST)
 
 
-class CheckpointEngine:
-    """A training checkpoint folder (checkpoint.json + .safetensors) run in torch, with the Engine interface.
-
-    Lets `eval stereo` and `infer stereo` score a run before it is exported; artifacts go through load_engine.
-    """
-
-    backend = "torch-checkpoint"
-
-    def __init__(self, folder: Path, device: str = "auto") -> None:
-        import torch
-
-        from ..models.registry import build_model
-        from ..training.checkpoint import load_weights, read_meta
-
-        arch = read_meta(folder)["model"]
-        self.model = build_model(arch["name"], **arch["config"]).eval()
-        load_weights(folder, self.model)
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
-                                   else ("cpu" if device == "auto" else device))
-        self.model.to(self.device)
-        self.spec = {"kind": self.model.kind, "architecture": arch, **self.model.io_spec()}
-
-    def infer(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
-        import torch
-
-        names = [i["name"] for i in self.spec["inputs"]]
-        with torch.no_grad():
-            outs = self.model(*(torch.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device) for n in names))
-        return {o["name"]: t.cpu().numpy() for o, t in zip(self.spec["outputs"], outs, strict=True)}
-
-
 class StereoPipeline:
     def __init__(self, config: StereoPipelineConfig | None = None) -> None:
         self.config = config or StereoPipelineConfig()
         cfg = self.config
-        engine_path: Path | None
-        if cfg.engine == "classical":
-            engine_path = None
-        elif cfg.engine == "auto":
-            engine_path = default_engine_path()
-        else:
-            engine_path = Path(cfg.engine)
-            if not engine_path.exists():
-                raise FileNotFoundError(f"stereo engine not found: {engine_path}")
+        engine_path = resolve_engine_path(cfg.engine, "stereo", default_engine_path)
         self.engine: Any = None
         self.classical: ClassicalStereo | None = None
         if engine_path is None:
@@ -136,15 +85,8 @@ class StereoPipeline:
             ))
             self.name = "classical"
         else:
-            if engine_path.is_dir() and (engine_path / "checkpoint.json").exists():
-                self.engine = CheckpointEngine(engine_path, cfg.device)
-            else:
-                from ..engines import load_engine
-
-                self.engine = load_engine(str(engine_path), backend=cfg.backend, device=cfg.device)
+            self.engine = open_engine(engine_path, "stereo", cfg.backend, cfg.device)
             spec = self.engine.spec
-            if spec.get("kind") != "stereo":
-                raise ValueError(f"engine {engine_path} is a {spec.get('kind')!r} engine, not 'stereo'")
             shapes = {i["name"]: i["shape"] for i in spec["inputs"]}
             self.engine_height, self.engine_width = int(shapes["reference"][2]), int(shapes["reference"][3])
             self.engine_views = int(shapes["sources"][1])

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from .completion_data import CompletionDriveDataset
 from .completion_losses import l1_l2_loss
-from .trainer import TrainConfig, Trainer
+from .trainer import TrainConfig, Trainer, add_loop_arguments
 
 ARCHS = ("nlspn", "nlspn_light")
 
@@ -49,14 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--ckpt-every", type=int, default=250)
-    parser.add_argument("--max-minutes", type=float, default=0.0,
-                        help="wall-clock budget: stop early with a checkpoint (0 = none)")
+    add_loop_arguments(parser)
     parser.add_argument("--export", help="write the engine artifact here (ENGINE.onnx + ENGINE.json)")
     parser.add_argument("--export-height", type=int, default=352)
     parser.add_argument("--export-width", type=int, default=1216)

@@ -27,7 +27,7 @@ from .mono_losses import (
     upsample_to,
     warp_source_to_target,
 )
-from .trainer import TrainConfig, Trainer
+from .trainer import TrainConfig, Trainer, add_loop_arguments
 
 MODES = ("mono", "mono+stereo", "supervised")
 
@@ -48,14 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-depth", type=float, default=0.1)
     parser.add_argument("--max-depth", type=float, default=100.0)
     parser.add_argument("--no-augment", action="store_true", help="no colour jitter or flips")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--ckpt-every", type=int, default=250)
-    parser.add_argument("--max-minutes", type=float, default=0.0,
-                        help="wall-clock budget: stop early with a checkpoint (0 = none)")
+    add_loop_arguments(parser)
     parser.add_argument("--eval-data", nargs="*", default=[], help="held-out drives scored after training")
     parser.add_argument("--eval-max-frames", type=int, default=0, help="per eval drive; 0 = all")
     parser.add_argument("--export", help="write the engine here (ENGINE.onnx + ENGINE.json) after training")

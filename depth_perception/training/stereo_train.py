@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ..models.stereo import DPSNet
 from .stereo_data import StereoDriveDataset
 from .stereo_losses import depth_normal_consistency_loss, inverse_depth_loss, normal_loss
-from .trainer import TrainConfig, Trainer
+from .trainer import TrainConfig, Trainer, add_loop_arguments
 
 COARSE_WEIGHT = 0.7  # DPSNet supervises the volume before context aggregation too
 NORMAL_WEIGHT = 1.0
@@ -38,14 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="source views: 1 = the right camera; more add temporal frames")
     parser.add_argument("--min-depth", type=float, default=1.0)
     parser.add_argument("--max-depth", type=float, default=80.0)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
-    parser.add_argument("--log-every", type=int, default=10)
-    parser.add_argument("--ckpt-every", type=int, default=250)
-    parser.add_argument("--max-minutes", type=float, default=0.0,
-                        help="wall-clock budget: stop early with a checkpoint (0 = none)")
+    add_loop_arguments(parser)
 
 
 def make_loss(model: DPSNet, stage: int):  # type: ignore[no-untyped-def]
