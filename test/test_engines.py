@@ -321,3 +321,18 @@ def test_evaluation_figures_are_recorded_in_the_sidecar_and_the_engine_still_loa
     with pytest.raises(EngineError, match="lacks keys"):
         record_metrics(not_engine, "x", {})
     assert not_engine.with_suffix(".json").read_text() == '{"hello": 1}'
+
+
+def test_a_plan_built_from_an_earlier_export_is_not_taken_for_the_current_one(artifact_copy):
+    import json
+
+    from depth_perception.engines import plans_beside
+
+    sha = json.loads(artifact_copy.with_suffix(".json").read_text())["sha256"]
+    for name, source in (("copy.fp16", sha), ("copy.int8", "0" * 64), ("copy.fp32", None)):
+        plan = artifact_copy.with_name(f"{name}.plan")
+        plan.write_bytes(b"plan")
+        tensorrt = {"source_onnx": "copy.onnx"} | ({"source_sha256": source} if source else {})
+        plan.with_suffix(".json").write_text(json.dumps({"tensorrt": tensorrt}))
+    # the int8 plan came from another export: skipped; one without a recorded source is still offered
+    assert [p.name for p in plans_beside(artifact_copy)] == ["copy.fp16.plan", "copy.fp32.plan"]

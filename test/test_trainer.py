@@ -59,6 +59,20 @@ def test_time_budget_stops_early_with_a_checkpoint_and_decays_the_lr(tmp_path):
     assert hist[0]["lr"] == pytest.approx(0.2) and hist[-1]["lr"] == pytest.approx(0.02)  # milestone by time
 
 
+def test_a_resumed_time_boxed_run_keeps_its_decayed_learning_rate(tmp_path):
+    def run(seconds):
+        torch.manual_seed(0)
+        cfg = TrainConfig(out_dir=str(tmp_path), steps=10**7, batch_size=8, lr=0.2, log_every=1, ckpt_every=10**6,
+                          device="cpu", max_seconds=seconds, lr_milestones=(5 * 10**6,))
+        trainer = Trainer(torch.nn.Linear(4, 1), loss_fn, Pairs(), cfg, {"name": "linear", "config": {"n": 4}})
+        return trainer.fit()
+
+    first = run(0.5)
+    assert first[-1]["lr"] == pytest.approx(0.02)
+    second = run(0.3)
+    assert [h["lr"] for h in second[len(first):]] == pytest.approx([0.02] * (len(second) - len(first)))
+
+
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="steps"):
         TrainConfig(out_dir="x", steps=0)

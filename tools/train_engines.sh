@@ -13,7 +13,8 @@
 # no ROS 2. The README shows the command that made the shipped engines.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=$(mkdir -p "${1:?usage: tools/train_engines.sh OUT [MINUTES]}" && cd "$1" && pwd)
+[ -n "${1:-}" ] || { echo "usage: tools/train_engines.sh OUT [MINUTES]" >&2; exit 2; }
+out=$(mkdir -p "$1" && cd "$1" && pwd) || { echo "train_engines: cannot use $1 as the output folder" >&2; exit 2; }
 minutes=${2:-5}
 PYTHON=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
@@ -27,6 +28,9 @@ MONO_STEPS=${MONO_STEPS:-20000}
 STEREO_STEPS=${STEREO_STEPS:-20000}
 COMPLETION_STEPS=${COMPLETION_STEPS:-20000}
 STEREO2_MINUTES=${STEREO2_MINUTES:-$(awk "BEGIN{print $minutes/5}")}
+STEREO1_MINUTES=$(awk "BEGIN{print $minutes - $STEREO2_MINUTES}")
+awk "BEGIN{exit !($STEREO1_MINUTES > 0 && $STEREO2_MINUTES > 0)}" || {
+  echo "train_engines: STEREO2_MINUTES ($STEREO2_MINUTES) must be above 0 and below MINUTES ($minutes)" >&2; exit 2; }
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 dp() { "$PYTHON" -m depth_perception.cli "$@"; }
 log() { echo "[train_engines $(date +%H:%M:%S)] $*"; }
@@ -46,6 +50,7 @@ seq 1000 $((1000 + EVAL_DRIVES - 1)) | xargs -P "$JOBS" -I{} bash -c "synth '$ou
 log "world: $(find "$out/data" -name '*.png' -path '*image_02/data/*' | wc -l) left images"
 
 log "2/4 training three engines at once, $minutes min each"
+rm -f "$out"/engines/*_default.* "$out"/eval/*.json  # a run that fails must not leave an older engine to be packed
 common=(--device "$DEVICE" --workers "$workers" --log-every 50 --ckpt-every 500 --height "$HEIGHT" --width "$WIDTH")
 (dp train mono --data "$out/data/train" --out "$out/runs/mono" --mode mono+stereo --arch narrow \
    --steps "$MONO_STEPS" --batch-size 12 --lr 2e-4 --max-minutes "$minutes" "${common[@]}" \
@@ -55,9 +60,8 @@ common=(--device "$DEVICE" --workers "$workers" --log-every 50 --ckpt-every 500 
    --steps "$COMPLETION_STEPS" --batch-size 8 --lr 1e-3 --max-minutes "$minutes" "${common[@]}" \
    --export "$out/engines/completion_default.onnx" --export-height "$HEIGHT" --export-width "$WIDTH" \
    >"$out/logs/completion.log" 2>&1; echo "completion exit $?" >>"$out/logs/completion.log") &
-(s1=$(awk "BEGIN{print $minutes - $STEREO2_MINUTES}")
- dp train stereo --data "$out/data/train" --out "$out/runs/stereo1" --stage 1 --steps "$STEREO_STEPS" \
-   --batch-size 8 --lr 1e-3 --max-minutes "$s1" "${common[@]}" && \
+(dp train stereo --data "$out/data/train" --out "$out/runs/stereo1" --stage 1 --steps "$STEREO_STEPS" \
+   --batch-size 8 --lr 1e-3 --max-minutes "$STEREO1_MINUTES" "${common[@]}" && \
  dp train stereo --data "$out/data/train" --out "$out/runs/stereo" --stage 2 --init "$out/runs/stereo1" \
    --steps "$STEREO_STEPS" --batch-size 8 --lr 1e-4 --max-minutes "$STEREO2_MINUTES" "${common[@]}" && \
  dp export "$out/runs/stereo" --out "$out/engines/stereo_default.onnx" --height "$HEIGHT" --width "$WIDTH" && \

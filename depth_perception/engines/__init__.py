@@ -10,6 +10,7 @@ onnxruntime-cuda > torch-cuda > onnxruntime-cpu > torch-cpu, and logs its choice
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from pathlib import Path
@@ -73,9 +74,25 @@ def plans_beside(onnx_path: Path) -> list[Path]:
     fp16 first, then int8, fp32 and any other `<name>.*.plan|.engine`."""
     onnx_path = Path(onnx_path)
     found = [p for s in PLAN_SUFFIXES for p in onnx_path.parent.glob(f"{onnx_path.stem}.*{s}")
-             if p.with_suffix(".json").exists()]
+             if p.with_suffix(".json").exists() and _built_from(p, onnx_path)]
     rank = {"fp16": 0, "int8": 1, "fp32": 2}
     return sorted(found, key=lambda p: (rank.get(p.stem.rsplit(".", 1)[-1], 3), p.name))
+
+
+def _sidecar_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _built_from(plan: Path, onnx_path: Path) -> bool:
+    """False for a plan built from another ONNX file, or from an earlier export of this one (a retrained model):
+    its sidecar's source_sha256 is not this ONNX's sha256."""
+    built = _sidecar_json(plan).get("tensorrt") or {}
+    source, current = built.get("source_sha256"), _sidecar_json(onnx_path).get("sha256")
+    return source is None or current is None or source == current
 
 
 def _torch_cuda() -> bool:

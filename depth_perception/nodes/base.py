@@ -306,6 +306,7 @@ class DepthNodeBase(Node):
             self._load_generation += 1
             generation = self._load_generation
             if self._pipeline is not None and config == self._active_config:
+                self._loading = False  # a load still under way is now stale and will not clear this itself
                 return  # back to what runs (e.g. a reverted failed load): nothing to load
             self._loading = True
             values = dict(self._values)

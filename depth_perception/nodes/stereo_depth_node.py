@@ -38,6 +38,7 @@ class StereoDepthNode(DepthNodeBase):
 
     def __init__(self, **kwargs: Any) -> None:
         self._history: deque[tuple[int, str, np.ndarray]] = deque(maxlen=8)  # (stamp_ns, frame_id, rgb)
+        self._history_stale = False
         self.views_used = 0  # source views of the last frame: the right image plus posed previous frames
         super().__init__(**kwargs)
 
@@ -57,7 +58,7 @@ class StereoDepthNode(DepthNodeBase):
 
     def on_values_changed(self, changed: set[str]) -> None:
         if changed & {"input_width", "input_height", "multiview_frames", "odom_frame"}:
-            self._history.clear()
+            self._history_stale = True  # cleared by the worker, which alone iterates the history
 
     def prepare(self, msgs: dict[str, Any]) -> Frame:
         left_img, right_img = msgs["left/image_rect"], msgs["right/image_rect"]
@@ -89,6 +90,9 @@ class StereoDepthNode(DepthNodeBase):
             return []
         odom = self.value("odom_frame")
         views: list[tuple[np.ndarray, np.ndarray]] = []
+        if self._history_stale:
+            self._history.clear()
+            self._history_stale = False
         history = [h for h in self._history if h[2].shape == left.shape and h[0] < stamp]
         self._history.append((stamp, header.frame_id, left))
         while len(self._history) > n:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from ..engines.resize import resize_image, restore_map
 from ..geometry.camera import PinholeCamera
 from ..geometry.plane_sweep import rectified_pose
 from .base import DepthResult, open_engine, resolve_engine_path
@@ -60,16 +60,15 @@ class StereoPipelineConfig:
 
 
 def _resize_image(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    if img.shape[1] == width and img.shape[0] == height:
-        return img
-    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+    return resize_image(img, width, height)
 
 
 def _restore(values: np.ndarray, camera: PinholeCamera) -> np.ndarray:
-    """Back to the camera's pixels; nearest keeps NaN holes and depth edges honest."""
-    if values.shape[:2] == camera.shape:
-        return values
-    return cv2.resize(values, (camera.width, camera.height), interpolation=cv2.INTER_NEAREST)
+    """Back to the camera's pixels (nearest, on the pixel-centre convention the scaled intrinsics use): NaN holes
+    and depth edges stay honest. (H, W) or (H, W, C)."""
+    if values.ndim == 3:
+        return np.stack([restore_map(values[..., c], camera) for c in range(values.shape[2])], axis=-1)
+    return restore_map(values, camera)
 
 
 class StereoPipeline:
@@ -149,7 +148,8 @@ class StereoPipeline:
             img = _resize_image(img, W, H)
             if img.ndim == 2:
                 img = np.repeat(img[..., None], 3, 2)
-            return (img.astype(np.float32) / 255.0).transpose(2, 0, 1)
+            scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
+            return (img.astype(np.float32) / np.float32(scale)).transpose(2, 0, 1)
 
         t0 = time.perf_counter()
         out = self.engine.infer(

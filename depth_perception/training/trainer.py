@@ -131,6 +131,7 @@ class Trainer:
         self.extra_meta = extra_meta or {}
         self.parameters = parameters
         self.stopped_early: int | None = None  # the step where max_seconds ran out
+        self._clock = 0  # where the LR schedule stands: the step, or further on when time runs out first
         self.out_dir = Path(config.out_dir)
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -173,6 +174,7 @@ class Trainer:
         if cfg.resume and (self.out_dir / META).exists():
             meta = load_checkpoint(self.out_dir, self.model, optimizer)
             start_step = int(meta["step"])
+            self._clock = max(start_step, int(meta.get("schedule_step", start_step)))
             if scalars_path.exists():
                 history = [json.loads(line) for line in scalars_path.read_text().splitlines() if line.strip()]
                 history = [h for h in history if h.get("step", 0) <= start_step]
@@ -208,6 +210,10 @@ class Trainer:
         running: dict[str, float] = {}
         count = 0
         t0 = time.perf_counter()
+        clock0 = max(start_step, self._clock)
+        if len(loader) == 0:
+            raise ValueError(f"no batch of {cfg.batch_size} fits in the {len(self.dataset)} training samples "  # type: ignore[arg-type]
+                             f"shared by {self.world_size} process(es): lower --batch-size or add data")
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         log_file = open(scalars_path, "a") if self.is_main else None  # noqa: SIM115
@@ -218,10 +224,15 @@ class Trainer:
                 for batch in loader:
                     if step >= cfg.steps:
                         break
-                    # Under a time budget the schedule follows whichever runs out first, steps or seconds.
-                    clock = step
+                    # Under a time budget the schedule follows whichever runs out first, steps or seconds; a
+                    # resumed run spreads what is left of the schedule over its own budget.
+                    clock = max(step, self._clock)
                     if cfg.max_seconds > 0:
-                        clock = max(step, int(cfg.steps * (time.perf_counter() - t0) / cfg.max_seconds))
+                        ahead = (cfg.steps - clock0) * (time.perf_counter() - t0) / cfg.max_seconds
+                        clock = max(clock, clock0 + int(ahead))
+                        if self.world_size > 1:  # every replica must take the same learning rate
+                            clock = self._agree_max(clock, device)
+                    self._clock = clock
                     lr = self._lr_at(clock)
                     for group in optimizer.param_groups:
                         group["lr"] = lr * group.get("lr_scale", 1.0)
@@ -254,7 +265,8 @@ class Trainer:
                             if hasattr(bar, "set_postfix"):
                                 bar.set_postfix(loss=f"{row['loss']:.4f}")
                         running, count = {}, 0
-                    out_of_time = cfg.max_seconds > 0 and time.perf_counter() - t0 > cfg.max_seconds
+                    out_of_time = (cfg.max_seconds > 0 and step < cfg.steps
+                                   and time.perf_counter() - t0 > cfg.max_seconds)
                     if self.world_size > 1 and cfg.max_seconds > 0:
                         out_of_time = self._agree(out_of_time, device)
                     if self.is_main and (step % cfg.ckpt_every == 0 or step == cfg.steps or out_of_time):
@@ -282,19 +294,24 @@ class Trainer:
         return history
 
     @staticmethod
-    def _agree(flag: bool, device: torch.device) -> bool:
-        """Every rank stops at the same step when any one runs out of time."""
+    def _agree_max(value: int, device: torch.device) -> int:
+        """The largest of every rank's value, on every rank."""
         import torch.distributed as dist
 
-        t = torch.tensor([1.0 if flag else 0.0], device=device)
+        t = torch.tensor([float(value)], device=device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item() > 0)
+        return int(t.item())
+
+    def _agree(self, flag: bool, device: torch.device) -> bool:
+        """Every rank stops at the same step when any one runs out of time."""
+        return self._agree_max(int(flag), device) > 0
 
     def _save(self, optimizer: torch.optim.Optimizer, step: int) -> None:
         meta = {
             "model": self.model_config,
             "train_config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()},
             "world_size": self.world_size,
+            "schedule_step": max(self._clock, step),
             **self.extra_meta,
         }
         save_checkpoint(self.out_dir, self.model, optimizer, step, meta)

@@ -55,13 +55,16 @@ class OrtEngine(Engine):
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        gpu = {"device_id": device.split(":", 1)[1]} if device.startswith("cuda:") else {}  # cuda:N -> GPU N
         provider_options: list[tuple[str, dict[str, str]] | str] = []
         for p in providers:
             if p == "TensorrtExecutionProvider":
                 # reuse engines across runs (TensorRT builds are slow) in a user cache: share/ may be read-only
                 cache = str(trt_cache_dir())
                 provider_options.append((p, {"trt_engine_cache_enable": "True", "trt_engine_cache_path": cache,
-                                             "trt_timing_cache_enable": "True"}))
+                                             "trt_timing_cache_enable": "True", **gpu}))
+            elif p == "CUDAExecutionProvider":
+                provider_options.append((p, gpu))
             else:
                 provider_options.append(p)
         try:

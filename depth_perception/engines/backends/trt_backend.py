@@ -62,6 +62,9 @@ class TrtEngine(Engine):
         trt = import_tensorrt()
         if not torch.cuda.is_available():
             raise EngineError("the tensorrt backend needs a CUDA GPU; none is visible here")
+        if device not in ("cuda", "auto", "cuda:0"):
+            raise EngineError(f"the tensorrt backend runs on the plan's GPU, cuda:0; device {device!r} is not "
+                              "supported (select the GPU with CUDA_VISIBLE_DEVICES)")
         super().__init__(spec, path, "cuda")
         verify_sha256(path, spec.get("sha256"), "TensorRT plan")
         self._logger = trt.Logger(trt.Logger.WARNING)
