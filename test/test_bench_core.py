@@ -113,3 +113,16 @@ def test_synthetic_sweep_looks_like_a_velodyne_scan():
     assert sweep.shape == (5000, 4) and sweep.dtype == np.float32
     ranges = np.linalg.norm(sweep[:, :3], axis=1)
     assert ranges.max() <= 80.0 + 1e-3 and (sweep[:, 2] < 0).mean() > 0.5  # mostly rings aimed at the road
+
+
+def test_node_bench_runs_a_real_node_over_dds_and_records_its_memory_over_time(tmp_path):
+    out = tmp_path / "node.json"
+    assert main(["bench", "node", "--kinds", "stereo", "--engine", "stereo=classical", "--seconds", "2.5",
+                 "--rate", "4", "--cloud-decimation", "4", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())["nodes"]["stereo"]
+    assert r["frames_sent"] >= 8 and r["frames_out"] >= 1
+    assert r["engine_p50_ms"] > 0 and r["p50_ms"] >= r["engine_p50_ms"]
+    series = r["rss_series_mb"]
+    assert len(series) >= 2 and series[0][0] == 0.0 and all(mb > 0 for _, mb in series)
+    assert r["rss_growth_second_half_mb"] == pytest.approx(r["rss_end_mb"] - next(mb for t, mb in series if t >= 1.25),
+                                                           abs=1e-6)

@@ -166,6 +166,7 @@ def bench_kind(kind: str, engine: str, seconds: float, rate: float, decimation: 
             conn.send("clear")
             conn.recv()
             rss_start = peak = rss_mb_of(proc.pid)
+            rss_series: list[tuple[float, float]] = [(0.0, rss_start)]  # (seconds, MB) about once a second
             sent: list[int] = []
             period = 1.0 / rate
             t_next = time.monotonic()
@@ -175,7 +176,11 @@ def bench_kind(kind: str, engine: str, seconds: float, rate: float, decimation: 
                 _restamp(msgs, stamp)
                 publish_set(driver, ns, msgs)
                 sent.append(stamp)
-                peak = max(peak, rss_mb_of(proc.pid))
+                rss_now = rss_mb_of(proc.pid)
+                peak = max(peak, rss_now)
+                elapsed = seconds - (t_end - time.monotonic())
+                if elapsed - rss_series[-1][0] >= 1.0:
+                    rss_series.append((round(elapsed, 2), rss_now))
                 t_next += period
                 time.sleep(max(0.0, t_next - time.monotonic()))
             driver.wait_for(topic(ns, "depth/points"), lambda m: stamp_of(m) >= sent[-1], timeout=30)
@@ -219,7 +224,15 @@ def bench_kind(kind: str, engine: str, seconds: float, rate: float, decimation: 
         "overhead_ok": bool(_pct(overhead, 50) <= TARGET_OVERHEAD_MS),
         # the node's process: its resident memory after warm-up, at the end, and the peak in between
         "rss_start_mb": rss_start, "rss_end_mb": rss_end, "rss_growth_mb": rss_end - rss_start, "peak_mb": peak,
+        # a leak keeps growing; warm-up (allocator pools, caches) levels off: the second half tells them apart
+        "rss_growth_second_half_mb": rss_end - _rss_at(rss_series, seconds / 2.0),
+        "rss_series_mb": rss_series,
     }
+
+
+def _rss_at(series: list[tuple[float, float]], t: float) -> float:
+    """The sampled resident memory nearest after time t (the last sample if none is)."""
+    return next((mb for s, mb in series if s >= t), series[-1][1])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -248,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
             result = {"error": f"{type(exc).__name__}: {exc}"}
         results[kind] = result
     header = (f"{'node':<11} {'engine':<12} {'in':>4} {'out':>4} {'p50 ms':>8} {'p95 ms':>8} {'engine':>8} "
-              f"{'queue':>7} {'overhead':>9} {'in-node':>8} {'rss +MB':>8}")
+              f"{'queue':>7} {'overhead':>9} {'in-node':>8} {'rss +MB':>8} {'2nd half':>8}")
     print(header)
     for kind, r in results.items():
         if "p50_ms" not in r:
@@ -256,7 +269,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         print(f"{kind:<11} {os.path.basename(str(r['engine']))[:12]:<12} {r['frames_sent']:>4} {r['frames_out']:>4} "
               f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['engine_p50_ms']:>8.1f} {r['queue_p50_ms']:>7.1f} "
-              f"{r['overhead_p50_ms']:>9.1f} {r['node_overhead_p50_ms']:>8.1f} {r['rss_growth_mb']:>8.1f}")
+              f"{r['overhead_p50_ms']:>9.1f} {r['node_overhead_p50_ms']:>8.1f} {r['rss_growth_mb']:>8.1f} "
+              f"{r['rss_growth_second_half_mb']:>8.1f}")
     print(f"overhead = latency (input stamp -> points received) - engine - queue wait; target <= "
           f"{TARGET_OVERHEAD_MS:.0f} ms")
     if args.json:
