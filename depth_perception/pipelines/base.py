@@ -94,6 +94,16 @@ class CheckpointEngine:
         return {o["name"]: t.cpu().numpy() for o, t in zip(self.spec["outputs"], outs, strict=True)}
 
 
+def check_engine_and_range(engine: str, min_depth: float, max_depth: float, choices: str) -> None:
+    """The checks every pipeline config makes: an engine named, and 0 < min_depth < max_depth."""
+    if not engine:
+        raise ValueError(f"engine must be {choices}, got an empty string")
+    if not min_depth > 0:
+        raise ValueError(f"min_depth must be > 0, got {min_depth}")
+    if not max_depth > min_depth:
+        raise ValueError(f"max_depth must be > min_depth ({min_depth}), got {max_depth}")
+
+
 def resolve_engine_path(engine: str, kind: str, shipped: Callable[[], Path | None]) -> Path | None:
     """A pipeline's `engine` setting as a path: None for 'classical', and for 'auto' when nothing ships."""
     if engine == "classical":

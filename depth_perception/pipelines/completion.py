@@ -18,7 +18,7 @@ import numpy as np
 from ..engines.resize import EngineResize
 from ..geometry.camera import PinholeCamera
 from ..geometry.projection import points_to_sparse_depth
-from .base import DepthResult, open_engine, resolve_engine_path
+from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
 from .ipbasic import IpBasicConfig, distance_confidence, ipbasic_complete
 
 
@@ -47,12 +47,8 @@ class CompletionPipelineConfig:
     propagation_iterations: int = 0  # NLSPN steps T; 0 = as built (only a torch checkpoint can change it)
 
     def __post_init__(self) -> None:
-        if not self.engine:
-            raise ValueError("engine must be 'classical', 'auto' or an engine artifact path, got an empty string")
-        if not self.min_depth > 0:
-            raise ValueError(f"min_depth must be > 0, got {self.min_depth}")
-        if not self.max_depth > self.min_depth:
-            raise ValueError(f"max_depth must be > min_depth ({self.min_depth}), got {self.max_depth}")
+        check_engine_and_range(self.engine, self.min_depth, self.max_depth,
+                               "'classical', 'auto' or an engine artifact path")
         if not 0.0 <= self.confidence_threshold <= 1.0:
             raise ValueError(f"confidence_threshold must be in [0, 1], got {self.confidence_threshold}")
         if self.classical_blur not in ("bilateral", "gaussian", "none"):

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..geometry.camera import PinholeCamera
 from ..geometry.projection import backproject
-from .base import DepthResult
+from .base import DepthResult, check_engine_and_range
 
 DEFAULT_ENGINE_NAME = "mono_default.onnx"
 SCALE_RECOVERY = ("auto", "camera_height", "none")
@@ -55,12 +55,8 @@ class MonoPipelineConfig:
     min_ground_inliers: float = 0.3
 
     def __post_init__(self) -> None:
-        if not self.engine:
-            raise ValueError("engine must be 'auto', an engine artifact path or a checkpoint folder, got ''")
-        if not self.min_depth > 0:
-            raise ValueError(f"min_depth must be > 0, got {self.min_depth}")
-        if not self.max_depth > self.min_depth:
-            raise ValueError(f"max_depth must be > min_depth ({self.min_depth}), got {self.max_depth}")
+        check_engine_and_range(self.engine, self.min_depth, self.max_depth,
+                               "'auto', an engine artifact path or a checkpoint folder")
         if self.scale_recovery not in SCALE_RECOVERY:
             raise ValueError(f"scale_recovery must be one of {SCALE_RECOVERY}, got {self.scale_recovery!r}")
         if not self.camera_height > 0:

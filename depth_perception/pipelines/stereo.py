@@ -18,7 +18,7 @@ import numpy as np
 from ..engines.resize import resize_image, restore_map
 from ..geometry.camera import PinholeCamera
 from ..geometry.plane_sweep import rectified_pose
-from .base import DepthResult, open_engine, resolve_engine_path
+from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
 from .stereo_classical import ClassicalStereo, ClassicalSweepConfig
 
 
@@ -45,12 +45,8 @@ class StereoPipelineConfig:
     lr_check: bool = True
 
     def __post_init__(self) -> None:
-        if not self.engine:
-            raise ValueError("engine must be 'classical', 'auto' or an engine artifact path, got an empty string")
-        if not self.min_depth > 0:
-            raise ValueError(f"min_depth must be > 0, got {self.min_depth}")
-        if not self.max_depth > self.min_depth:
-            raise ValueError(f"max_depth must be > min_depth ({self.min_depth}), got {self.max_depth}")
+        check_engine_and_range(self.engine, self.min_depth, self.max_depth,
+                               "'classical', 'auto' or an engine artifact path")
         if self.planes < 3:
             raise ValueError(f"planes must be >= 3, got {self.planes}")
         if not 0.0 <= self.confidence_threshold <= 1.0:

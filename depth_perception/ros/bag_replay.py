@@ -58,6 +58,29 @@ def qos_for(recorded: Sequence[Any], override: str | None) -> QoSProfile:
     )
 
 
+def publishers_for(node: Node, connections: Sequence[Any], by_topic: dict[str, Any], skipped: dict[str, str],
+                   say: Callable[[str], None], wanted: set[str] | None = None, qos: str | None = None,
+                   ) -> dict[int, tuple[Any, type, bool]]:
+    """connection id -> (publisher, rclpy message class, transient-local?) for a bag's connections, one publisher
+    per topic (in `by_topic`) with the QoS the recording offered (or `qos`); topics of unknown types are noted in
+    `skipped` and left out."""
+    pubs: dict[int, tuple[Any, type, bool]] = {}
+    for conn in connections:
+        if wanted is not None and conn.topic not in wanted:
+            continue
+        try:
+            cls = rclpy_message_class(conn.msgtype)
+        except UnknownMessageType as exc:
+            skipped[conn.topic] = str(exc)
+            say(f"skipping topic {conn.topic}: {exc}")
+            continue
+        recorded = list(getattr(conn.ext, "offered_qos_profiles", []) or [])
+        if conn.topic not in by_topic:
+            by_topic[conn.topic] = node.create_publisher(cls, conn.topic, qos_for(recorded, qos))
+        pubs[conn.id] = (by_topic[conn.topic], cls, _is_transient(recorded))
+    return pubs
+
+
 def _is_transient(recorded: Sequence[Any]) -> bool:
     return any(getattr(q.durability, "name", "") == "TRANSIENT_LOCAL" for q in recorded)
 
@@ -116,20 +139,7 @@ def replay_bag(
                 missing = sorted(wanted - {c.topic for c in reader.connections})
                 if missing:
                     say(f"topics not in the bag: {', '.join(missing)}")
-            pubs: dict[int, tuple[Any, type, bool]] = {}
-            for conn in reader.connections:
-                if wanted is not None and conn.topic not in wanted:
-                    continue
-                try:
-                    cls = rclpy_message_class(conn.msgtype)
-                except UnknownMessageType as exc:
-                    stats.skipped[conn.topic] = str(exc)
-                    say(f"skipping topic {conn.topic}: {exc}")
-                    continue
-                recorded = list(getattr(conn.ext, "offered_qos_profiles", []) or [])
-                if conn.topic not in by_topic:
-                    by_topic[conn.topic] = node.create_publisher(cls, conn.topic, qos_for(recorded, qos))
-                pubs[conn.id] = (by_topic[conn.topic], cls, _is_transient(recorded))
+            pubs = publishers_for(node, reader.connections, by_topic, stats.skipped, say, wanted, qos)
             connections = [c for c in reader.connections if c.id in pubs]
             if clock:
                 from rosgraph_msgs.msg import Clock

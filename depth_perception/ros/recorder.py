@@ -26,8 +26,8 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 
-from .bag_messages import UnknownMessageType, rclpy_message_class, to_rclpy
-from .bag_replay import qos_for
+from .bag_messages import to_rclpy
+from .bag_replay import publishers_for
 
 KINDS = ("mono", "stereo", "completion")
 KEY_TOPIC = "/kitti/camera_color_left/image_raw"
@@ -252,21 +252,11 @@ def step_bag(
     timing = FrameTiming(key_stamps(bag_path, key_topic))
     n = len(timing.key_stamps)
     stats = StepStats(frames=n)
-    pubs: dict[int, tuple[Any, type]] = {}
+    pubs: dict[int, tuple[Any, type, bool]] = {}
     by_topic: dict[str, Any] = {}
     try:
         with AnyReader([Path(bag_path)], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
-            for conn in reader.connections:
-                try:
-                    cls = rclpy_message_class(conn.msgtype)
-                except UnknownMessageType as exc:
-                    stats.skipped[conn.topic] = str(exc)
-                    say(f"skipping topic {conn.topic}: {exc}")
-                    continue
-                recorded = list(getattr(conn.ext, "offered_qos_profiles", []) or [])
-                if conn.topic not in by_topic:
-                    by_topic[conn.topic] = player.create_publisher(cls, conn.topic, qos_for(recorded, None))
-                pubs[conn.id] = (by_topic[conn.topic], cls)
+            pubs = publishers_for(player, reader.connections, by_topic, stats.skipped, say)
             deadline = time.monotonic() + discovery_timeout_s
             while player.count_subscribers(key_topic) == 0 and time.monotonic() < deadline:
                 if stop_event.wait(0.05):
@@ -318,7 +308,7 @@ def step_bag(
                     delay = target - time.monotonic()
                     if delay > 0 and stop_event.wait(delay):
                         break
-                pub, cls = pubs[conn.id]
+                pub, cls, _ = pubs[conn.id]
                 pub.publish(to_rclpy(reader.deserialize(raw, conn.msgtype), cls))
                 stats.published[conn.topic] = stats.published.get(conn.topic, 0) + 1
                 now = time.monotonic()
