@@ -207,6 +207,7 @@ class DepthNodeBase(Node):
         self._engine_error: str | None = None
         self._load_generation = 0
         self._loading = False
+        self._loaders: list[threading.Thread] = []  # joined on destroy: a load must not outlive the process
 
         self.input_rates = {spec.key: RateMeter() for spec in self.INPUTS}
         self.synced_rate, self.output_rate = RateMeter(), RateMeter()
@@ -310,8 +311,10 @@ class DepthNodeBase(Node):
                 return  # back to what runs (e.g. a reverted failed load): nothing to load
             self._loading = True
             values = dict(self._values)
-        threading.Thread(target=self._load, args=(generation, config, values), name=f"{self.get_name()}_loader",
-                         daemon=True).start()
+            loader = threading.Thread(target=self._load, args=(generation, config, values),
+                                      name=f"{self.get_name()}_loader", daemon=True)
+            self._loaders = [t for t in self._loaders if t.is_alive()] + [loader]
+        loader.start()
 
     def _load(self, generation: int, config: Any, values: dict[str, Any]) -> None:
         try:
@@ -580,6 +583,14 @@ class DepthNodeBase(Node):
             self._cond.notify_all()
         if self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join(timeout=10.0)
+        # An engine still loading (an ONNX Runtime session being built in C++) when the process exits aborts it
+        # ("terminate called without an active exception"): wait for the load to finish, then drop it.
+        with self._lock:
+            self._load_generation += 1  # whatever finishes now is stale and will not be installed
+            loaders = list(self._loaders)
+        for loader in loaders:
+            if loader is not threading.current_thread():
+                loader.join(timeout=60.0)
         super().destroy_node()
 
 
