@@ -43,6 +43,38 @@ def test_bench_engine_cli_prints_a_table_and_writes_the_stable_keys(artifact, tm
         report["results"]["torch-cpu"]["p50_ms"] / report["results"]["onnxruntime-cpu"]["p50_ms"])
 
 
+def test_recorded_cpu_latencies_decide_the_auto_backend_on_the_cpu(artifact, tmp_path, capsys, caplog):
+    import logging
+    import shutil
+
+    from depth_perception.engines import load_engine
+    from depth_perception.engines.spec import read_sidecar, update_sidecar
+
+    for suffix in (".onnx", ".json", ".safetensors"):
+        shutil.copy(artifact.with_suffix(suffix), tmp_path / f"tiny{suffix}")
+    path = tmp_path / "tiny.onnx"
+    assert main(["bench", "engine", str(path), "--runs", "2", "--warmup", "0", "--threads", "1", "--in-process",
+                 "--record"]) == 0
+    assert "recorded cpu_latency_ms" in capsys.readouterr().out
+    record = read_sidecar(path)["cpu_latency_ms"]
+    assert record["onnxruntime"] > 0 and record["torch"] > 0 and record["threads"] == 1 and record["machine"]
+
+    update_sidecar(path, "cpu_latency_ms", dict(record, onnxruntime=340.0, torch=140.0))  # ORT slow: torch runs
+    with caplog.at_level(logging.INFO, logger="depth_perception.engines"):
+        assert load_engine(path, device="cpu").backend == "torch"
+    assert any("measured faster" in r.getMessage() and "340.0" in r.getMessage() for r in caplog.records)
+    update_sidecar(path, "cpu_latency_ms", dict(record, onnxruntime=100.0, torch=95.0))  # within the margin
+    assert load_engine(path, device="cpu").backend == "onnxruntime"
+    update_sidecar(path, "cpu_latency_ms", "garbled")
+    assert load_engine(path, device="cpu").backend == "onnxruntime"
+    assert load_engine(path, "onnxruntime", "cpu").backend == "onnxruntime"  # an explicit backend is obeyed
+
+
+def test_record_needs_both_cpu_backends(artifact, capsys):
+    assert main(["bench", "engine", str(artifact), "--runs", "1", "--backends", "onnxruntime-cpu", "--record"]) == 2
+    assert "--record needs onnxruntime-cpu and torch-cpu" in capsys.readouterr().err
+
+
 def test_in_process_bench_times_the_chosen_backend_only(artifact):
     report = bench_artifact(artifact, runs=2, warmup=0, only=["onnxruntime-cpu"], figures=False)
     assert list(report["results"]) == ["onnxruntime-cpu"] and report["best"] == "onnxruntime-cpu"

@@ -4,8 +4,10 @@
     out = engine.infer(image=rgb01[None].transpose(0, 3, 1, 2))  # {"depth": ..., "disparity": ...}
 
 `auto` picks the fastest backend present: tensorrt (a plan, or a `<name>.fp16.plan` beside the .onnx) >
-onnxruntime-cuda > torch-cuda > onnxruntime-cpu > torch-cpu, and logs its choice. Backends import lazily, so
-`import depth_perception.engines` costs neither torch nor onnxruntime.
+onnxruntime-cuda > torch-cuda > onnxruntime-cpu > torch-cpu, and logs its choice. On the CPU the order of the
+last two follows the latencies `bench engine --record` measured into the sidecar (`cpu_latency_ms`): an engine
+whose graph ONNX Runtime runs slowly (NLSPN's GridSample is single-threaded there) is run by PyTorch. Backends
+import lazily, so `import depth_perception.engines` costs neither torch nor onnxruntime.
 """
 from __future__ import annotations
 
@@ -101,8 +103,26 @@ def _torch_cuda() -> bool:
     return cuda_available()
 
 
+CPU_PREFERENCE_MARGIN = 1.1  # torch must have been measured this much faster than onnxruntime to be preferred
+
+
+def recorded_cpu_choice(spec: EngineSpec) -> tuple[str, str] | None:
+    """("torch" | "onnxruntime", why) from the sidecar's `cpu_latency_ms` record, or None when there is none."""
+    rec = spec.get("cpu_latency_ms")
+    if not isinstance(rec, dict):
+        return None
+    try:
+        ort_ms, torch_ms = float(rec["onnxruntime"]), float(rec["torch"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    why = (f"recorded CPU p50: onnxruntime {ort_ms:.1f} ms, torch {torch_ms:.1f} ms"
+           f" ({rec.get('threads', '?')} threads, {rec.get('machine', 'unknown machine')})")
+    return ("torch" if torch_ms * CPU_PREFERENCE_MARGIN < ort_ms else "onnxruntime"), why
+
+
 def _auto_backend(path: Path, spec: EngineSpec, device: str) -> tuple[str, str, Path]:
-    """(backend, device, model file) by speed: tensorrt > ort-cuda > torch-cuda > ort-cpu > torch-cpu."""
+    """(backend, device, model file) by speed: tensorrt > ort-cuda > torch-cuda > ort-cpu > torch-cpu, the CPU
+    pair in the order of the sidecar's recorded latencies where it has them."""
     from .backends.ort_backend import has_cuda as ort_cuda
     from .backends.torch_backend import weights_path
     from .backends.trt_backend import tensorrt_available
@@ -121,9 +141,14 @@ def _auto_backend(path: Path, spec: EngineSpec, device: str) -> tuple[str, str, 
         return "torch", "cuda", path
     if device.startswith("cuda"):
         raise EngineError(f"device {device!r} asked for, but no GPU backend can run {path} here")
+    torch_cpu = has_weights and _importable("torch")
+    choice = recorded_cpu_choice(spec) if (is_onnx and torch_cpu) else None
+    if choice is not None and choice[0] == "torch":
+        log.info("engine %s: torch on the CPU, measured faster than onnxruntime (%s)", path.name, choice[1])
+        return "torch", "cpu", path
     if is_onnx:
         return "onnxruntime", "cpu", path
-    if has_weights and _importable("torch"):
+    if torch_cpu:
         return "torch", "cpu", path
     raise EngineError(f"no backend can run {path} here (available: {available_backends()})")
 

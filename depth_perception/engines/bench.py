@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads for CPU backends (0: library default)")
     parser.add_argument("--backends", nargs="+", help="only these configurations, e.g. onnxruntime-cpu torch-cpu")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--record", action="store_true",
+                        help="store the CPU p50 of onnxruntime and torch in the engine's sidecar (cpu_latency_ms), "
+                             "where backend=auto reads which of the two runs this engine faster on a CPU")
     parser.add_argument("--in-process", action="store_true",
                         help="time every backend in this process (faster; peak_mb of later backends then reads low "
                              "because memory freed by earlier ones is reused)")
@@ -199,6 +202,30 @@ def bench_artifact(path: str | Path, runs: int = 50, warmup: int = 5, threads: i
     return report
 
 
+def cpu_record(report: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar's `cpu_latency_ms` from a report that timed both CPU backends."""
+    import platform
+
+    results = report["results"]
+    missing = [k for k in ("onnxruntime-cpu", "torch-cpu") if k not in results]
+    if missing:
+        raise ValueError(f"--record needs both CPU backends timed; {', '.join(missing)} did not run")
+    return {"onnxruntime": round(results["onnxruntime-cpu"]["p50_ms"], 2),
+            "torch": round(results["torch-cpu"]["p50_ms"], 2),
+            "threads": report["threads"] or os.cpu_count(), "machine": _cpu_name() or platform.machine(),
+            "runs": report["runs"]}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return ""
+
+
 def format_table(report: dict[str, Any]) -> str:
     lines = [f"engine {report['artifact']} ({report['kind']}, {report['width']}x{report['height']}, "
              f"{report['runs']} runs after {report['warmup']} warm-up)"]
@@ -220,12 +247,23 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--runs must be >= 1 and --warmup >= 0, got {args.runs} and {args.warmup}")
     if args.threads < 0:
         raise CliError(f"--threads must be >= 0, got {args.threads}")
+    if args.record and args.backends and not {"onnxruntime-cpu", "torch-cpu"} <= set(args.backends):
+        raise CliError("--record needs onnxruntime-cpu and torch-cpu among --backends")
     report = bench_artifact(args.artifact, args.runs, args.warmup, args.threads, args.backends,
                             isolate=not args.in_process, figures=not getattr(args, "no_figures", False))
     report["isolated"] = not args.in_process
     print(format_table(report))
     if args.json:
         write_json(args.json, report)
+    if args.record:
+        from .spec import update_sidecar
+
+        try:
+            record = cpu_record(report)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        path = update_sidecar(args.artifact, "cpu_latency_ms", record)
+        print(f"recorded cpu_latency_ms in {path}: onnxruntime {record['onnxruntime']} ms, torch {record['torch']} ms")
     return 0
 
 

@@ -92,22 +92,29 @@ def read_sidecar(model_path: str | Path) -> EngineSpec:
     return EngineSpec(data)
 
 
-def record_metrics(model_path: str | Path, name: str, figures: Mapping[str, Any]) -> Path:
-    """Store evaluation `figures` under metrics[name] in the sidecar of `model_path` (atomically); returns it.
+def update_sidecar(model_path: str | Path, key: str, value: Any) -> Path:
+    """Set one top-level `key` of the sidecar of `model_path` (atomically); returns the sidecar's path.
 
-    The sidecar is checked first, so figures are never written into something that is not an engine's.
+    The sidecar is checked first, so nothing is written into something that is not an engine's; the model's
+    checksum is untouched, so the engine still loads.
     """
     from ..utils import atomic_path
 
     read_sidecar(model_path)
     path = sidecar_path(model_path)
     data = json.loads(path.read_text())
-    metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
-    metrics[name] = dict(figures)
-    data["metrics"] = metrics
+    data[key] = value
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def record_metrics(model_path: str | Path, name: str, figures: Mapping[str, Any]) -> Path:
+    """Store evaluation `figures` under metrics[name] in the sidecar of `model_path` (atomically); returns it."""
+    metrics = read_sidecar(model_path).get("metrics")
+    metrics = dict(metrics) if isinstance(metrics, dict) else {}
+    metrics[name] = dict(figures)
+    return update_sidecar(model_path, "metrics", metrics)
 
 
 def verify_sha256(file: str | Path, expected: str | None, what: str = "model file") -> None:
