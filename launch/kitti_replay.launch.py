@@ -7,7 +7,7 @@ from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from depth_perception.nodes.launch_helpers import KINDS, node_actions, node_arguments, share_file
+from depth_perception.nodes.launch_helpers import KINDS, dds_environment, node_actions, node_arguments, share_file
 from launch import LaunchDescription
 
 
@@ -15,6 +15,7 @@ def generate_launch_description() -> LaunchDescription:
     bag, rate, loop = LaunchConfiguration("bag"), LaunchConfiguration("rate"), LaunchConfiguration("loop")
     play = ["ros2", "bag", "play", bag, "--clock", "--rate", rate]
     return LaunchDescription([
+        *dds_environment(),
         DeclareLaunchArgument("bag", description="a rosbag2 bag written by `depth-perception kitti2bag`"),
         DeclareLaunchArgument("rate", default_value="1.0", description="replay speed factor"),
         DeclareLaunchArgument("loop", default_value="false", description="replay the bag again and again"),

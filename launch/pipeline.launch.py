@@ -5,12 +5,13 @@
 """
 from launch.actions import OpaqueFunction
 
-from depth_perception.nodes.launch_helpers import KINDS, node_actions, node_arguments, share_file
+from depth_perception.nodes.launch_helpers import KINDS, dds_environment, node_actions, node_arguments, share_file
 from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
+        *dds_environment(),
         *node_arguments(share_file("config", "vehicle.yaml"), KINDS, topics=True),
         OpaqueFunction(function=lambda context: node_actions(context, KINDS, topics=True)),
     ])

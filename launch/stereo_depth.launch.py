@@ -4,7 +4,7 @@
 """
 from launch.actions import OpaqueFunction
 
-from depth_perception.nodes.launch_helpers import node_actions, node_arguments, share_file
+from depth_perception.nodes.launch_helpers import dds_environment, node_actions, node_arguments, share_file
 from launch import LaunchDescription
 
 KINDS = ("stereo",)
@@ -12,6 +12,7 @@ KINDS = ("stereo",)
 
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
+        *dds_environment(),
         *node_arguments(share_file("config", "vehicle.yaml"), KINDS, topics=True),
         OpaqueFunction(function=lambda context: node_actions(context, KINDS, topics=True)),
     ])

@@ -609,6 +609,9 @@ def run_node(node_class: Callable[..., Node], args: Sequence[str] | None = None)
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
+    from ..ros.dds import use_large_data_profile
+
+    use_large_data_profile()
     rclpy.init(args=args)
     node = None
     try:

@@ -36,6 +36,16 @@ def share_file(*parts: str) -> str:
     return str(base.joinpath(*parts))
 
 
+def dds_environment() -> list[Any]:
+    """SetEnvironmentVariable actions pointing Fast DDS at our large-data profile (see ros/dds.py) for every
+    process the launch starts, the bag player and RViz included; none where the user configured DDS."""
+    from launch.actions import SetEnvironmentVariable
+
+    from ..ros.dds import large_data_environment
+
+    return [SetEnvironmentVariable(name, value) for name, value in large_data_environment().items()]
+
+
 def node_arguments(default_config: str, kinds: tuple[str, ...] = KINDS, topics: bool = False) -> list[Any]:
     """DeclareLaunchArgument actions: config, use_sim_time, log_level, per kind <kind>_namespace / <kind>_engine
     (empty keeps the YAML's) and, with `topics`, one remapping argument per input topic (pipeline.launch.py)."""

@@ -213,13 +213,9 @@ def play_standalone(bag_path: str | Path, stop_event: threading.Event, **kwargs:
     """Initialize a ROS context of our own (no rclpy signal handlers: the caller owns SIGINT), replay, shut down."""
     import rclpy
 
-    context = Context()
-    try:
-        from rclpy.signals import SignalHandlerOptions
+    from .dds import init_context
 
-        rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    except (ImportError, TypeError):  # an rclpy without signal options
-        rclpy.init(context=context)
+    context = init_context()
     try:
         return replay_bag(context, bag_path, stop_event=stop_event, **kwargs)
     finally:

@@ -28,6 +28,7 @@ from sensor_msgs.msg import Image, PointCloud2
 
 from .bag_messages import to_rclpy
 from .bag_replay import publishers_for
+from .dds import init_context
 
 KINDS = ("mono", "stereo", "completion")
 KEY_TOPIC = "/kitti/camera_color_left/image_raw"
@@ -382,18 +383,6 @@ def inputs_published_s(stats: StepStats, frame: int, topics: set[str] | None) ->
     sent = stats.topic_published_s.get(frame, {})
     times = [sent[t] for t in topics or () if t in sent]
     return max(times) if times else stats.published_s[frame]
-
-
-def init_context() -> Context:
-    """A private, initialized ROS context (no rclpy signal handlers: the caller owns SIGINT)."""
-    context = Context()
-    try:
-        from rclpy.signals import SignalHandlerOptions
-
-        rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    except (ImportError, TypeError):  # an rclpy without signal options
-        rclpy.init(context=context)
-    return context
 
 
 def record_bag(
