@@ -1,6 +1,7 @@
 """Test session setup: isolate DDS traffic and ROS logs, keep torch to the machine's cores."""
 import os
 import random
+import shutil
 import tempfile
 
 # Set before rclpy is imported anywhere: a random domain per test session, localhost discovery only.
@@ -27,3 +28,9 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    """Remove this session's ROS logs when everything passed; keep them to read after a failure."""
+    if exitstatus == 0 and os.environ.get("ROS_LOG_DIR") == _log_dir:
+        shutil.rmtree(_log_dir, ignore_errors=True)
