@@ -79,6 +79,8 @@ def test_the_node_publishes_what_the_mono_pipeline_computes_for_the_image(rig):
     valid = np.isfinite(depth)
     assert valid.any() and depth[valid].min() >= 1.0 and depth[valid].max() <= 50.0
     assert (out["depth/points"].height, out["depth/points"].width) == CAMERA.shape
+    values = node.diagnostic_state()[2]  # which runtime `backend: auto` chose is reported
+    assert (values["backend"], values["device"]) == (node.pipeline.engine.backend, "cpu")
 
 
 def test_camera_height_and_scale_recovery_are_run_time_parameters(rig):

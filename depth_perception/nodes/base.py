@@ -351,7 +351,9 @@ class DepthNodeBase(Node):
                                    if (s.field or s.name) in {f.name for f in dataclasses.fields(config)}}
             self._engine_error = None
             self._loading = False
-        self.get_logger().info(f"engine ready: {getattr(pipeline, 'name', config.engine)}")
+        engine = getattr(pipeline, "engine", None)
+        runtime = f" ({engine.backend} on {engine.device})" if engine is not None else ""
+        self.get_logger().info(f"engine ready: {getattr(pipeline, 'name', config.engine)}{runtime}")
 
     @property
     def pipeline(self) -> Any:
@@ -551,6 +553,9 @@ class DepthNodeBase(Node):
             "engine": getattr(pipeline, "name", self._values["engine"]) if pipeline is not None else "none",
             "engine_loading": loading,
         }
+        engine = getattr(pipeline, "engine", None)
+        if engine is not None:  # the runtime `backend: auto` chose, e.g. torch for NLSPN on a CPU
+            values["backend"], values["device"] = str(engine.backend), str(engine.device)
         for key, meter in self.input_rates.items():
             values[f"input_rate_hz/{key}"] = meter.rate_hz(now)
         values["synchronized_rate_hz"] = self.synced_rate.rate_hz(now)
