@@ -33,6 +33,16 @@ def test_the_profile_is_valid_xml_with_a_segment_that_holds_a_kitti_frame():
     assert "config/*.xml" in (ROOT / "setup.py").read_text()  # installed beside the YAML files
 
 
+def test_a_small_dev_shm_keeps_fast_dds_defaults(monkeypatch, caplog):
+    import depth_perception.ros.dds as dds
+
+    monkeypatch.setattr(dds, "shm_free_mb", lambda path="/dev/shm": 60.0)  # Docker's default 64 MB, partly used
+    env: dict[str, str] = {}
+    with caplog.at_level("WARNING", logger="depth_perception.ros.dds"):
+        assert use_large_data_profile(env) is None and env == {}
+    assert "shm-size" in caplog.text
+
+
 def test_the_profile_is_set_for_fast_dds_unless_the_user_configured_dds():
     env: dict[str, str] = {}
     assert use_large_data_profile(env) == str(large_data_profile())

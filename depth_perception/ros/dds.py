@@ -10,6 +10,7 @@ DEPTH_PERCEPTION_DDS_PROFILE=0.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import os
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -19,6 +20,17 @@ PROFILE_NAME = "fastdds_large_data.xml"
 PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")  # Fast DDS 3.x, 2.x
 USER_SETTINGS = (*PROFILE_VARIABLES, "FASTDDS_BUILTIN_TRANSPORTS")
 OPT_OUT = "DEPTH_PERCEPTION_DDS_PROFILE"
+MIN_SHM_FREE_MB = 256  # a few processes' 16 MB segments, filled; Docker's default /dev/shm is 64 MB
+log = logging.getLogger(__name__)
+
+
+def shm_free_mb(path: str = "/dev/shm") -> float | None:
+    """Free space of the shared-memory file system in MB (None where there is none, e.g. not Linux)."""
+    try:
+        st = os.statvfs(path)
+    except (OSError, AttributeError):
+        return None
+    return st.f_bavail * st.f_frsize / 2**20
 
 
 def large_data_profile() -> Path:
@@ -48,6 +60,12 @@ def large_data_environment(environ: MutableMapping[str, str] | None = None) -> d
         return {}  # the user's own Fast DDS configuration wins
     profile = large_data_profile()
     if not profile.is_file():
+        return {}
+    free = shm_free_mb()
+    if free is not None and free < MIN_SHM_FREE_MB:
+        log.warning("/dev/shm has %.0f MB free (< %d): not enlarging Fast DDS's shared-memory segments; camera-size "
+                    "best-effort messages between processes may be lost (docker run --shm-size=512m)", free,
+                    MIN_SHM_FREE_MB)
         return {}
     return {profile_variable(environ): str(profile)}
 
