@@ -150,22 +150,3 @@ def test_exports_to_onnx_within_the_tensorrt_op_list_and_matches_torch(tmp_path,
         want = model(*inputs)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w.numpy(), rtol=1e-4, atol=1e-4)
-
-
-def test_monocular_only_training_scales_the_pose_translation_to_metres():
-    from depth_perception.models.mono import POSE_TRANSLATION_SCALE_MONO
-    from depth_perception.training.mono_train import build_model
-
-    mono = build_model("narrow", "mono", 32, 64, 0.1, 100.0)
-    stereo = build_model("narrow", "mono+stereo", 32, 64, 0.1, 100.0)
-    assert mono.config["pose_translation_scale"] == POSE_TRANSLATION_SCALE_MONO == 1.0
-    assert stereo.config["pose_translation_scale"] == 0.01  # monodepth2's, as the shipped engine was trained
-    torch.manual_seed(0)
-    a, b = torch.rand(1, 3, 32, 64), torch.rand(1, 3, 32, 64)
-    stereo.pose.load_state_dict(mono.pose.state_dict())
-    rot_m, t_m = mono.pose(a, b)
-    rot_s, t_s = stereo.pose(a, b)
-    torch.testing.assert_close(rot_m, rot_s)  # rotations keep 0.01
-    torch.testing.assert_close(t_m, 100.0 * t_s)
-    with pytest.raises(ValueError, match="pose_translation_scale"):
-        build_model("narrow", "mono", 32, 64, 0.1, 100.0).__class__(height=32, width=64, pose_translation_scale=0)

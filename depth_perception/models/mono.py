@@ -36,12 +36,6 @@ ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 INIT_DEPTH = 10.0  # metres: where the depth heads start (a typical street-scene depth)
-# Monocular-only training: the pose network's translation output x 1.0 instead of monodepth2's 0.01. With the
-# depth heads starting at 10 m (not monodepth2's 0.2 m) the translations must reach metres; at 0.01 x that takes
-# the pose network tens of thousands of steps while the depth shrinks to meet it, and the run sticks where its
-# warps are worse than no motion (tools/diagnose_mono_pose.py; measured on the CPU: AbsRel 0.307 after 2320
-# steps at 0.01 x, 0.249 after 500 steps at 1.0 x).
-POSE_TRANSLATION_SCALE_MONO = 1.0
 
 
 def disp_to_depth(disp: Tensor, min_depth: float, max_depth: float) -> tuple[Tensor, Tensor]:
@@ -124,15 +118,10 @@ class DepthDecoder(nn.Module):
 
 
 class PoseDecoder(nn.Module):
-    """monodepth2's pose decoder for one frame pair: 1x1 squeeze, three 3x3 convs, spatial mean, x 0.01.
+    """monodepth2's pose decoder for one frame pair: 1x1 squeeze, three 3x3 convs, spatial mean, x 0.01."""
 
-    `translation_scale` multiplies the translation instead of 0.01 (rotations keep 0.01): see
-    POSE_TRANSLATION_SCALE_MONO.
-    """
-
-    def __init__(self, num_ch_enc: list[int], width: int = 256, translation_scale: float = 0.01) -> None:
+    def __init__(self, num_ch_enc: list[int], width: int = 256) -> None:
         super().__init__()
-        self.translation_scale = float(translation_scale)
         self.squeeze = nn.Conv2d(num_ch_enc[-1], width, 1)
         self.convs = nn.Sequential(
             nn.Conv2d(width, width, 3, 1, 1), nn.ReLU(inplace=True),
@@ -141,20 +130,19 @@ class PoseDecoder(nn.Module):
         )
 
     def forward(self, features: list[Tensor]) -> tuple[Tensor, Tensor]:
-        x = self.convs(F.relu(self.squeeze(features[-1]))).mean(dim=(2, 3))
-        # small initial motions keep early warps near the identity
-        return 0.01 * x[:, :3], self.translation_scale * x[:, 3:]
+        x = self.convs(F.relu(self.squeeze(features[-1])))
+        out = 0.01 * x.mean(dim=(2, 3))  # small initial motions keep early warps near the identity
+        return out[:, :3], out[:, 3:]
 
 
 class PoseNet(nn.Module):
     """Relative pose of a frame pair (stacked as 6 channels) -> (axis-angle (B, 3), translation (B, 3))."""
 
-    def __init__(self, layers: int = 18, width: int = 64, translation_scale: float = 0.01) -> None:
+    def __init__(self, layers: int = 18, width: int = 64) -> None:
         super().__init__()
         self.normalize = ImageNormalize(frames=2)
         self.encoder = ResNetEncoder(layers, width, in_channels=6)
-        self.decoder = PoseDecoder(self.encoder.num_ch_enc, width=max(32, 4 * width),
-                                   translation_scale=translation_scale)
+        self.decoder = PoseDecoder(self.encoder.num_ch_enc, width=max(32, 4 * width))
 
     def forward(self, frame_a: Tensor, frame_b: Tensor) -> tuple[Tensor, Tensor]:
         return self.decoder(self.encoder(self.normalize(torch.cat([frame_a, frame_b], 1))))
@@ -193,18 +181,14 @@ class MonoDepthNet(nn.Module):
         pose_net: bool = False,
         pose_layers: int = 18,
         pose_width: int | None = None,
-        pose_translation_scale: float = 0.01,
     ) -> None:
         super().__init__()
         _check_common(height, width, min_depth, max_depth)
-        if not pose_translation_scale > 0:
-            raise ValueError(f"pose_translation_scale must be > 0, got {pose_translation_scale}")
         pose_width = encoder_width if pose_width is None else int(pose_width)
         self.config: dict[str, Any] = dict(
             height=height, width=width, encoder_layers=encoder_layers, encoder_width=encoder_width,
             decoder_width=decoder_width, min_depth=float(min_depth), max_depth=float(max_depth),
             pose_net=bool(pose_net), pose_layers=pose_layers, pose_width=pose_width,
-            pose_translation_scale=float(pose_translation_scale),
         )
         self.height, self.width = height, width
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
@@ -212,8 +196,7 @@ class MonoDepthNet(nn.Module):
         self.encoder = ResNetEncoder(encoder_layers, encoder_width)
         self.decoder = DepthDecoder(self.encoder.num_ch_enc, decoder_width)
         self._init_depth(INIT_DEPTH if min_depth < INIT_DEPTH < max_depth else (min_depth * max_depth) ** 0.5)
-        self.pose: PoseNet | None = (PoseNet(pose_layers, pose_width, pose_translation_scale) if pose_net
-                                     else None)
+        self.pose: PoseNet | None = PoseNet(pose_layers, pose_width) if pose_net else None
 
     def _init_depth(self, depth: float) -> None:
         """Start every disparity head at `depth`: from the sigmoid's midpoint (0.2 m for [0.1, 100]) a stereo

@@ -17,14 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..models.mono import (
-    ARCHITECTURES,
-    POSE_TRANSLATION_SCALE_MONO,
-    EigenNet,
-    MonoDepthNet,
-    disp_to_depth,
-    pose_to_matrix,
-)
+from ..models.mono import ARCHITECTURES, EigenNet, MonoDepthNet, disp_to_depth, pose_to_matrix
 from .mono_data import MonoDataset
 from .mono_losses import (
     SMOOTHNESS_WEIGHT,
@@ -133,9 +126,8 @@ def build_model(arch: str, mode: str, height: int, width: int, min_depth: float,
         if mode != "supervised":
             raise ValueError(f"--arch eigen trains only with --mode supervised (Eigen's loss), got --mode {mode}")
         return EigenNet(height=height, width=width, min_depth=min_depth, max_depth=max_depth, **preset)
-    pose_scale = {"pose_translation_scale": POSE_TRANSLATION_SCALE_MONO} if mode == "mono" else {}
     return MonoDepthNet(height=height, width=width, min_depth=min_depth, max_depth=max_depth,
-                        pose_net=mode != "supervised", **pose_scale, **preset)
+                        pose_net=mode != "supervised", **preset)
 
 
 def architecture_name(model: nn.Module) -> str:
