@@ -42,10 +42,11 @@ def diagnose(run: Path, drive_dir: Path, pairs: int) -> dict:
     import numpy as np
     import torch
 
-    from depth_perception.data.kitti import KittiRawDrive, read_depth_png, read_image, read_poses_file
+    from depth_perception.data.kitti import KittiRawDrive, read_depth_png, read_poses_file
     from depth_perception.models.mono import disp_to_depth, pose_to_matrix
     from depth_perception.models.registry import build_model
     from depth_perception.training.checkpoint import load_weights, read_meta
+    from depth_perception.training.mono_data import image_tensor
     from depth_perception.training.mono_losses import photometric_error, warp_source_to_target
 
     meta = read_meta(run)
@@ -63,13 +64,8 @@ def diagnose(run: Path, drive_dir: Path, pairs: int) -> dict:
     drive = KittiRawDrive(drive_dir)
     K = torch.from_numpy(drive.calib.cam(2).scaled(w, h).K.astype(np.float32))[None]
 
-    def image(i: int) -> torch.Tensor:
-        rgb = read_image(drive_dir / "image_02" / "data" / f"{i:010d}.png", color=True)
-        if rgb.shape[:2] != (h, w):
-            import cv2
-
-            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
+    def image(i: int) -> torch.Tensor:  # as the training samples see it
+        return image_tensor(drive.image(2, i), w, h)[None]
 
     def gt_depth(i: int) -> np.ndarray:
         gt = read_depth_png(drive_dir / "proj_depth" / "groundtruth" / "image_02" / f"{i:010d}.png")
