@@ -115,3 +115,66 @@ def test_stereo_geometry_is_required_only_where_needed(tmp_path):
     bad = write(tmp_path, "calib_time: x\nP_rect_00: 1 0 0 0 0 1 0 0 0 0 1 0\n", "calib_cam_to_cam.txt")
     with pytest.raises(ValueError, match="P_rect_02"):
         load_calib_file(bad)
+
+
+MIDDLEBURY_CALIB = """cam0=[994.978 0 311.193; 0 994.978 254.877; 0 0 1]
+cam1=[994.978 0 342.279; 0 994.978 254.877; 0 0 1]
+doffs=31.086
+baseline=193.001
+width=741
+height=500
+ndisp=70
+isint=0
+vmin=23
+vmax=58
+"""
+
+
+def test_middlebury_calib_txt_keeps_both_principal_points_and_the_baseline_in_metres(tmp_path):
+    c = load_calib_file(write(tmp_path, MIDDLEBURY_CALIB, "calib.txt"))
+    assert c.camera.shape == (500, 741)
+    assert (c.camera.fx, c.camera.cx, c.camera.cy) == (994.978, 311.193, 254.877)
+    assert c.right_camera.cx == pytest.approx(342.279)
+    assert c.baseline == pytest.approx(0.193001)
+    np.testing.assert_allclose(c.require_stereo()[:3, 3], [-0.193001, 0, 0])
+    assert c.right_camera_for(741 // 2, 250).cx == pytest.approx((342.279 + 0.5) * (370 / 741) - 0.5)
+
+
+def test_middlebury_calib_with_a_doffs_that_contradicts_the_matrices_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="doffs"):
+        load_calib_file(write(tmp_path, MIDDLEBURY_CALIB.replace("doffs=31.086", "doffs=12"), "calib.txt"))
+    with pytest.raises(ValueError, match="cam1"):
+        load_calib_file(write(tmp_path, MIDDLEBURY_CALIB.replace("0 994.978 254.877; 0 0 1]\ndoffs", "0 1]\ndoffs"),
+                              "calib.txt"))
+
+
+def test_kitti_right_projection_with_its_own_principal_point_is_kept(tmp_path):
+    text = ("S_rect_02: 7.41e+02 5.00e+02\n"
+            "P_rect_02: 994.978 0 311.193 0 0 994.978 254.877 0 0 0 1 0\n"
+            "P_rect_03: 994.978 0 342.279 -192.0318 0 994.978 254.877 0 0 0 1 0\n")
+    c = load_calib_file(write(tmp_path, text, "calib_cam_to_cam.txt"))
+    assert c.camera.cx == pytest.approx(311.193) and c.right_camera.cx == pytest.approx(342.279)
+    assert c.baseline == pytest.approx(0.193, abs=1e-4)
+
+
+def test_kitti_file_without_the_right_camera_serves_a_monocular_command(tmp_path):
+    text = "S_rect_02: 1.242e+03 3.75e+02\nP_rect_02: 721.5 0 609.6 44.9 0 721.5 172.9 0.2 0 0 1 0.003\n"
+    c = load_calib_file(write(tmp_path, text, "calib_cam_to_cam.txt"))
+    assert c.camera.fx == 721.5 and c.right_camera is None and c.baseline is None
+    with pytest.raises(ValueError, match="no stereo geometry"):
+        c.require_stereo()
+    with pytest.raises(ValueError, match=r"P_rect_02"):
+        load_calib_file(write(tmp_path, "S_rect_02: 1 2\n", "calib_cam_to_cam.txt"))
+
+
+def test_binary_garbage_and_broken_yaml_give_one_line_naming_the_file(tmp_path):
+    garbage = tmp_path / "calib.yaml"
+    garbage.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match="calib.yaml is not a text file") as info:
+        load_calib_file(garbage)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="not valid YAML") as info:
+        load_calib_file(write(tmp_path, "fx: [1, 2\ncx: {\n  - 3\n"))
+    assert "\n" not in str(info.value) and "calib.yaml" in str(info.value)
+    with pytest.raises(ValueError, match="folder"):
+        load_calib_file(tmp_path)

@@ -69,6 +69,21 @@ def test_plane_at_10m_comes_back_as_depth_10m_with_the_input_stamp_and_frame(rig
     assert np.mean(np.abs(depth[valid] - 10.0) < 1.0) > 0.9
 
 
+def test_a_right_camera_whose_principal_point_differs_still_gives_the_true_depth(rig):
+    # cx_right = cx_left + 3 px (a real rig's rectification, Middlebury's doffs): the images then move 2 px, not 5;
+    # a node that reads only the baseline would see 25 m
+    node, driver = rig
+    scene = PlaneScene(CAMERA, baseline=0.5, depth=10.0, right_cx_offset=3)
+    msgs = stereo_messages(scene, frame(20), FRAME)
+    assert camera_info_to_model(msgs["right/camera_info"]).P[0, 2] == CAMERA.cx + 3
+    out = exchange(driver, NS, msgs, outputs=["depth"])
+    assert out is not None, node.diagnostic_state()
+    depth = depth_image_to_numpy(out["depth"])
+    valid = np.isfinite(depth)
+    assert valid.mean() > 0.7
+    assert abs(np.median(depth[valid]) - 10.0) < 0.5
+
+
 def test_confidence_colorized_and_camera_info_match_the_depth_image(rig):
     _, driver = rig
     out = exchange(driver, NS, stereo_messages(SCENE, frame(2), FRAME), outputs=list(OUTPUTS))

@@ -16,7 +16,8 @@ from ..cli import CliError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--left", required=True, help="left (reference) image")
     parser.add_argument("--right", required=True, help="right image")
-    parser.add_argument("--calib", required=True, help="calibration: YAML (fx, fy, cx, cy, baseline) or KITTI txt")
+    parser.add_argument("--calib", required=True, help="calibration: YAML (fx, fy, cx, cy, baseline), KITTI calib_cam_to_cam.txt "
+                        "or Middlebury calib.txt")
     parser.add_argument("--out", required=True, help="depth output: .npy (metres) or .png (uint16 millimetres)")
     parser.add_argument("--engine", default="auto",
                         help="'classical', 'auto' (shipped engine, else classical) or a path")
@@ -114,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     camera = calib.camera_for(w, h)
     pipeline = StereoPipeline(config)
-    result = pipeline.process(left, right, camera, calib.baseline or 0.0, extra, T_right_left=T_right_left)
+    result = pipeline.process(left, right, camera, calib.baseline or 0.0, extra, T_right_left=T_right_left,
+                              right_camera=calib.right_camera_for(w, h))
     color = write_depth(out, result.depth, args.min_depth, args.max_depth)
     valid = np.isfinite(result.depth)
     print(f"{pipeline.name}: {w}x{h}, {valid.mean() * 100:.1f}% valid, "

@@ -7,11 +7,17 @@ Accepted forms (YAML keys; matrices as flat lists or nested rows, or a ROS `{row
   3. ROS camera_info YAML (camera_calibration's output): `image_width`, `image_height`, `camera_matrix`,
      `projection_matrix`, optional `baseline`.
   4. A KITTI raw `calib_cam_to_cam.txt` (left/right = cameras 02/03 by default; `calib_velo_to_cam.txt` beside
-     it supplies T_cam_velo).
+     it supplies T_cam_velo). Only the left camera's keys are required; the right one's only for stereo.
+  5. A Middlebury 2014 `calib.txt` (`cam0`, `cam1`, `doffs`, `baseline` in millimetres, `width`, `height`).
 Any form may add `T_cam_velo` (4x4, LiDAR -> camera) for `infer completion --points`.
+
+Where the file gives the right camera's own matrix (KITTI `P_rect_03`, `P_right`, Middlebury `cam1`), its
+intrinsics are kept as `right_camera`: the two rectified cameras of a real rig often differ in principal point
+(Middlebury's `doffs`), and every disparity is off by that difference if it is dropped.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +34,7 @@ class CalibFile:
 
     camera: PinholeCamera
     baseline: float | None = None
+    right_camera: PinholeCamera | None = None  # the right camera's own intrinsics, where the file gives them
     T_right_left: np.ndarray | None = None  # 4x4, right camera <- left (reference) camera
     T_cam_velo: np.ndarray | None = None  # 4x4, camera <- LiDAR
     source: str = ""
@@ -37,6 +44,14 @@ class CalibFile:
         if (width, height) == (self.camera.width, self.camera.height):
             return self.camera
         return self.camera.scaled(width, height)
+
+    def right_camera_for(self, width: int, height: int) -> PinholeCamera:
+        """The right camera at an image's resolution (the left one where the file gives no right intrinsics)."""
+        if self.right_camera is None:
+            return self.camera_for(width, height)
+        if (width, height) == (self.right_camera.width, self.right_camera.height):
+            return self.right_camera
+        return self.right_camera.scaled(width, height)
 
     def require_stereo(self) -> np.ndarray:
         """T_right_left, or a ValueError naming the missing keys."""
@@ -83,25 +98,36 @@ def _size(data: dict[str, Any], image_size: tuple[int, int] | None, source: str)
     return int(image_size[0]), int(image_size[1])
 
 
+def _right_from_projection(
+    P_left: np.ndarray, P_right: np.ndarray, key: str, source: str  # noqa: N803
+) -> tuple[float, np.ndarray]:
+    """Baseline and T_right_left of a rectified pair given as two projection matrices (each may have its own K)."""
+    b = baseline_from_projections(P_left, P_right)
+    if not b > 0:
+        raise ValueError(f"{source}: {key} gives a non-positive baseline {b:.4f} m (is the right camera on +x?)")
+    return b, rectified_pose(b)
+
+
 def _stereo_from(
-    data: dict[str, Any], K: np.ndarray, P_left: np.ndarray | None, source: str  # noqa: N803
-) -> tuple[float | None, np.ndarray | None]:
+    data: dict[str, Any], K: np.ndarray, P_left: np.ndarray | None, size: tuple[int, int], source: str  # noqa: N803
+) -> tuple[float | None, np.ndarray | None, PinholeCamera | None]:
+    right_camera = None
+    if "K_right" in data:
+        right_camera = PinholeCamera.from_K(_matrix(data["K_right"], (3, 3), "K_right", source), *size)
     if "T_right_left" in data:
         T = _matrix(data["T_right_left"], (4, 4), "T_right_left", source)
-        return float(np.linalg.norm(T[:3, 3])), T
+        return float(np.linalg.norm(T[:3, 3])), T, right_camera
     if "baseline" in data:
         b = _number(data, "baseline", source)
         if not b > 0:
             raise ValueError(f"{source}: 'baseline' must be > 0 metres, got {b}")
-        return b, rectified_pose(b)
+        return b, rectified_pose(b), right_camera
     if "P_right" in data:
         P_right = _matrix(data["P_right"], (3, 4), "P_right", source)
         P_left = P_left if P_left is not None else np.hstack([K, np.zeros((3, 1))])
-        b = baseline_from_projections(P_left, P_right)
-        if not b > 0:
-            raise ValueError(f"{source}: P_right gives a non-positive baseline {b:.4f} m (is the right camera on +x?)")
-        return b, rectified_pose(b)
-    return None, None
+        b, T = _right_from_projection(P_left, P_right, "P_right", source)
+        return b, T, PinholeCamera.from_projection(P_right, *size)
+    return None, None, right_camera
 
 
 def _from_yaml(data: dict[str, Any], image_size: tuple[int, int] | None, source: str) -> CalibFile:
@@ -124,14 +150,14 @@ def _from_yaml(data: dict[str, Any], image_size: tuple[int, int] | None, source:
         raise ValueError(f"{source}: missing intrinsics: give 'fx', 'fy', 'cx', 'cy', or 'K', or 'P'")
     width, height = _size(data, image_size, source)
     camera = PinholeCamera.from_K(K, width, height)
-    baseline, T_rl = _stereo_from(data, K, P_left, source)
+    baseline, T_rl, right = _stereo_from(data, K, P_left, (width, height), source)
     T_cv = _matrix(data["T_cam_velo"], (4, 4), "T_cam_velo", source) if "T_cam_velo" in data else None
-    return CalibFile(camera, baseline, T_rl, T_cv, source)
+    return CalibFile(camera, baseline, right, T_rl, T_cv, source)
 
 
 def _read_kitti_txt(path: Path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
-    for line in path.read_text().splitlines():
+    for line in _read_text(path).splitlines():
         key, sep, value = line.partition(":")
         if not sep or not value.strip():
             continue
@@ -142,19 +168,32 @@ def _read_kitti_txt(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _from_kitti(path: Path, cameras: tuple[int, int]) -> CalibFile:
+def _kitti_matrix(raw: dict[str, np.ndarray], key: str, n: int, source: str) -> np.ndarray:
+    if raw[key].size != n:
+        raise ValueError(f"{source}: '{key}' must have {n} numbers, got {raw[key].size}")
+    return raw[key]
+
+
+def _from_kitti(path: Path, cameras: tuple[int, int], image_size: tuple[int, int] | None) -> CalibFile:
     source = str(path)
     raw = _read_kitti_txt(path)
     left, right = cameras
-    keys = [f"P_rect_0{left}", f"P_rect_0{right}", f"S_rect_0{left}"]
-    missing = [k for k in keys if k not in raw]
+    p_left, p_right, s_left = f"P_rect_0{left}", f"P_rect_0{right}", f"S_rect_0{left}"
+    needed = [p_left] + ([s_left] if image_size is None else [])
+    missing = [k for k in needed if k not in raw]
     if missing:
         raise ValueError(f"{source}: missing keys {missing}")
-    P_left = raw[keys[0]].reshape(3, 4)
-    P_right = raw[keys[1]].reshape(3, 4)
-    width, height = (int(round(v)) for v in raw[keys[2]][:2])
-    baseline = baseline_from_projections(P_left, P_right)
+    P_left = _kitti_matrix(raw, p_left, 12, source).reshape(3, 4)
+    if s_left in raw:
+        width, height = (int(round(v)) for v in _kitti_matrix(raw, s_left, 2, source))
+    else:
+        width, height = image_size  # type: ignore[misc]
     camera = PinholeCamera.from_projection(P_left, width, height)
+    baseline = T_right_left = right_camera = None
+    if p_right in raw:  # only stereo needs the right camera: require_stereo() names it when it is missing
+        P_right = _kitti_matrix(raw, p_right, 12, source).reshape(3, 4)
+        baseline, T_right_left = _right_from_projection(P_left, P_right, p_right, source)
+        right_camera = PinholeCamera.from_projection(P_right, width, height)
     T_cam_velo = None
     velo = path.parent / "calib_velo_to_cam.txt"
     if velo.exists() and "R_rect_00" in raw:
@@ -169,7 +208,61 @@ def _from_kitti(path: Path, cameras: tuple[int, int]) -> CalibFile:
             T_i0 = np.eye(4)
             T_i0[:3, 3] = np.linalg.solve(P_left[:, :3], P_left[:, 3])
             T_cam_velo = T_i0 @ R_rect @ T_velo
-    return CalibFile(camera, baseline, rectified_pose(baseline), T_cam_velo, source)
+    return CalibFile(camera, baseline, right_camera, T_right_left, T_cam_velo, source)
+
+
+_MIDDLEBURY_MATRIX = re.compile(r"^\[(.*)\]$")
+
+
+def _from_middlebury(path: Path, text: str) -> CalibFile:
+    """Middlebury 2014 `calib.txt`: `cam0=[f 0 cx0; 0 f cy; 0 0 1]`, `cam1=[...]`, `doffs=cx1-cx0`,
+    `baseline` in millimetres, `width`, `height` (and ndisp, isint, vmin, vmax, dyavg, dymax, unused here)."""
+    source = str(path)
+    data: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            data[key.strip()] = value.strip()
+    missing = [k for k in ("cam0", "cam1", "baseline", "width", "height") if k not in data]
+    if missing:
+        raise ValueError(f"{source}: Middlebury calib.txt is missing keys {missing}")
+
+    def matrix(key: str) -> np.ndarray:
+        m = _MIDDLEBURY_MATRIX.match(data[key])
+        rows = m.group(1).split(";") if m else []
+        try:
+            values = [float(x) for row in rows for x in row.split()]
+        except ValueError:
+            values = []
+        if len(values) != 9:
+            raise ValueError(f"{source}: '{key}' must be a 3x3 matrix like [f 0 cx; 0 f cy; 0 0 1], got {data[key]!r}")
+        return np.array(values).reshape(3, 3)
+
+    K0, K1 = matrix("cam0"), matrix("cam1")  # noqa: N806
+    baseline_mm = _number(data, "baseline", source)
+    if not baseline_mm > 0:
+        raise ValueError(f"{source}: 'baseline' must be > 0 millimetres, got {baseline_mm}")
+    width, height = int(_number(data, "width", source)), int(_number(data, "height", source))
+    if "doffs" in data:
+        doffs = _number(data, "doffs", source)
+        if abs((K1[0, 2] - K0[0, 2]) - doffs) > 0.01:
+            raise ValueError(f"{source}: doffs {doffs} disagrees with cam1's cx - cam0's cx = {K1[0, 2] - K0[0, 2]}")
+    b = baseline_mm / 1000.0
+    return CalibFile(PinholeCamera.from_K(K0, width, height), b, PinholeCamera.from_K(K1, width, height),
+                     rectified_pose(b), None, source)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"calibration file {path} is not a text file (not UTF-8)") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read calibration file {path}: {exc.strerror or exc}") from None
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def load_calib_file(
@@ -179,15 +272,21 @@ def load_calib_file(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"calibration file not found: {path}")
-    text = path.read_text()
+    if path.is_dir():
+        raise ValueError(f"calibration path {path} is a folder, not a file")
+    text = _read_text(path)
+    if "\x00" in text:
+        raise ValueError(f"calibration file {path} is not a text file (it holds NUL bytes)")
+    if re.search(r"^\s*cam0\s*=", text, re.MULTILINE):
+        return _from_middlebury(path, text)
     if path.suffix == ".txt" or "P_rect_0" in text:
-        return _from_kitti(path, kitti_cameras)
+        return _from_kitti(path, kitti_cameras, image_size)
     import yaml
 
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+        raise ValueError(f"{path}: not valid YAML: {_one_line(exc)}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a YAML mapping of calibration keys, got {type(data).__name__}")
     return _from_yaml(data, image_size, str(path))

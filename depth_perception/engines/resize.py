@@ -26,6 +26,25 @@ def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(image, (int(width), int(height)), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
+def reproject_to_camera(image: np.ndarray, source: PinholeCamera, target: PinholeCamera) -> np.ndarray:
+    """An image taken by `source` as `target` would see it from the same centre and orientation.
+
+    Two rectified cameras of one rig share rotation but not always intrinsics (a principal point offset, as
+    Middlebury's doffs): K_t K_s^-1 maps one's pixels onto the other's exactly, so a stereo engine that takes one
+    K for every view sees the source as if it had the reference's intrinsics. Pixels that fall outside are 0.
+    """
+    import cv2
+
+    image = np.asarray(image)
+    if image.shape[:2] != source.shape:
+        raise ValueError(f"image {image.shape[:2]} does not match its camera {source.shape}")
+    if np.allclose(source.K, target.K) and source.shape == target.shape:
+        return image
+    H = target.K @ np.linalg.inv(source.K)  # noqa: N806
+    return cv2.warpPerspective(image, H, (target.width, target.height), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
 def image_to_input(image_rgb: np.ndarray) -> np.ndarray:
     """uint8 (H, W, 3) RGB -> float32 [1, 3, H, W] RGB / 255, the engines' image input."""
     image_rgb = np.asarray(image_rgb)

@@ -55,6 +55,15 @@ class PlaneScene:
     baseline: float
     depth: float
     seed: int = 0
+    right_cx_offset: int = 0  # cx_right - cx_left in pixels (Middlebury's doffs); a real rig's rectification leaves one
+
+    @property
+    def image_shift(self) -> int:
+        """right(u) = left(u + image_shift): the disparity less the principal-point offset."""
+        shift = self.disparity - self.right_cx_offset
+        if shift < 0:
+            raise ValueError(f"right_cx_offset {self.right_cx_offset} exceeds the disparity {self.disparity}")
+        return shift
 
     @property
     def disparity(self) -> int:
@@ -65,17 +74,20 @@ class PlaneScene:
 
     def images(self) -> tuple[np.ndarray, np.ndarray]:
         """(left, right) uint8 RGB: right(u) = left(u + disparity), as a plane at `depth` makes them."""
-        w, h, d = self.camera.width, self.camera.height, self.disparity
+        w, h, d = self.camera.width, self.camera.height, self.image_shift
         tex = texture(w + d, h, self.seed)
         left, right = tex[:, :w], tex[:, d:d + w]
         return np.repeat(left[..., None], 3, 2), np.repeat(right[..., None], 3, 2)
 
     def camera_infos(self, header: Header) -> tuple[CameraInfo, CameraInfo]:
-        """Left and right CameraInfo; the right P carries Tx = -fx * baseline."""
+        """Left and right CameraInfo; the right P carries Tx = -fx * baseline and its own cx."""
         left = pinhole_model(self.camera)
         P = left.P.copy()
         P[0, 3] = -self.camera.fx * self.baseline
-        right = type(left)(left.width, left.height, K=left.K, D=left.D, R=left.R, P=P)
+        P[0, 2] += self.right_cx_offset
+        K = left.K.copy()
+        K[0, 2] += self.right_cx_offset
+        right = type(left)(left.width, left.height, K=K, D=left.D, R=left.R, P=P)
         return model_to_camera_info(left, header), model_to_camera_info(right, header)
 
     def lidar_points(self, rows: int = 16, cols: int = 64, T_cam_lidar: np.ndarray = T_CAM_LIDAR,  # noqa: N803
@@ -268,7 +280,7 @@ def stereo_messages(scene: PlaneScene, stamp_ns: int, frame_id: str, shift_px: i
                     ) -> dict[str, Any]:
     """One synchronized stereo set (relative topic -> message); `shift_px` slides the rig sideways along the
     plane (the texture moves left by that many pixels), for multi-view sequences."""
-    w, h, d = scene.camera.width, scene.camera.height, scene.disparity
+    w, h, d = scene.camera.width, scene.camera.height, scene.image_shift
     tex = texture(w + d + shift_px, h, scene.seed)
     left, right = tex[:, shift_px:shift_px + w], tex[:, shift_px + d:shift_px + d + w]
     hdr = header(stamp_ns, frame_id)

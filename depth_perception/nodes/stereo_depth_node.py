@@ -77,10 +77,13 @@ class StereoDepthNode(DepthNodeBase):
             raise InputFault("camera_info", f"right camera_info P gives baseline {baseline:.4f} m; expected > 0 "
                                             "(P[0, 3] = -fx * baseline for the right camera)")
         left, camera = self.resize_input(left, camera)
-        right, _ = self.resize_input(right, right_camera)
+        right, right_camera = self.resize_input(right, right_camera)
         header = copy_header(left_img.header)
         extra = self._extra_views(header, left)
-        return Frame(header, camera, left, {"right": right, "baseline": baseline, "extra_views": extra})
+        # cx_left != cx_right is common in real rigs (image_geometry's StereoCameraModel allows it): the pipeline
+        # reprojects the right image onto the left camera's intrinsics
+        return Frame(header, camera, left, {"right": right, "right_camera": right_camera, "baseline": baseline,
+                                            "extra_views": extra})
 
     def _extra_views(self, header: Any, left: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """(image, T_src_ref) of previous left frames, newest first; frames TF cannot pose are left out."""
@@ -116,7 +119,7 @@ class StereoDepthNode(DepthNodeBase):
     def infer(self, pipeline: Any, frame: Frame) -> DepthResult:
         self.views_used = 1 + len(frame.args["extra_views"])
         return pipeline.process(frame.rgb, frame.args["right"], frame.camera, frame.args["baseline"],
-                                extra_views=frame.args["extra_views"])
+                                extra_views=frame.args["extra_views"], right_camera=frame.args["right_camera"])
 
 
 def main(args: Sequence[str] | None = None) -> None:

@@ -2,7 +2,9 @@
 
 `StereoPipeline(config).process(left, right, camera, baseline, extra_views=())` -> DepthResult. The left image
 is the reference; the right image (T_right_left = [I | (-baseline, 0, 0)] unless given) and any extra views
-`(image, T_src_ref)` are sources. Images are resized to the engine's fixed size (or to the classical sweep's
+`(image, T_src_ref)` are sources. A right camera whose intrinsics differ from the left's (`right_camera`: a
+principal point offset, as Middlebury's doffs, or another focal length) is reprojected onto the left camera's
+intrinsics first, so both engines see one K. Images are resized to the engine's fixed size (or to the classical sweep's
 working width) with the intrinsics, and depth is restored to the camera's resolution.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engines.resize import resize_image, restore_map
+from ..engines.resize import reproject_to_camera, resize_image, restore_map
 from ..geometry.camera import PinholeCamera
 from ..geometry.plane_sweep import rectified_pose
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
@@ -95,11 +97,14 @@ class StereoPipeline:
         baseline: float,
         extra_views: Sequence[tuple[np.ndarray, np.ndarray]] = (),
         T_right_left: np.ndarray | None = None,  # noqa: N803
+        right_camera: PinholeCamera | None = None,
     ) -> DepthResult:
         left, right = np.asarray(left), np.asarray(right)
         for name, img in (("left", left), ("right", right)):
             if img.shape[:2] != camera.shape:
                 raise ValueError(f"{name} image {img.shape[:2]} does not match the camera {camera.shape}")
+        if right_camera is not None:
+            right = reproject_to_camera(right, right_camera, camera)
         if T_right_left is None:
             if not baseline > 0:
                 raise ValueError(f"baseline must be > 0 metres, got {baseline}")
