@@ -16,7 +16,8 @@ from ..cli import CliError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--left", required=True, help="left (reference) image")
     parser.add_argument("--right", required=True, help="right image")
-    parser.add_argument("--calib", required=True, help="calibration: YAML (fx, fy, cx, cy, baseline), KITTI calib_cam_to_cam.txt "
+    parser.add_argument("--calib", required=True,
+                        help="calibration: YAML (fx, fy, cx, cy, baseline), KITTI calib_cam_to_cam.txt "
                         "or Middlebury calib.txt")
     parser.add_argument("--out", required=True, help="depth output: .npy (metres) or .png (uint16 millimetres)")
     parser.add_argument("--engine", default="auto",
