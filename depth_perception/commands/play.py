@@ -29,17 +29,17 @@ def _check(args: argparse.Namespace) -> None:
         raise CliError(f"--rate must be > 0, got {args.rate}")
     if args.start_offset < 0:
         raise CliError(f"--start-offset must be >= 0, got {args.start_offset}")
-    bag = Path(args.bag)
-    if not bag.exists():
-        raise CliError(f"bag not found: {bag}")
-    if bag.is_dir() and not (bag / "metadata.yaml").is_file():
-        raise CliError(f"not a rosbag2 bag: {bag} has no metadata.yaml")
+    from ..ros.bag_files import BagError, check_bag_path
+
+    try:
+        check_bag_path(Path(args.bag))
+    except (FileNotFoundError, BagError) as exc:
+        raise CliError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
-    from rosbags.highlevel import AnyReaderError
-
+    from ..ros.bag_files import BagError
     from ..ros.bag_replay import play_standalone
 
     stop = threading.Event()
@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
         log(f"playing {args.bag} at rate {args.rate}" + (" (loop)" if args.loop else ""))
         stats = play_standalone(args.bag, stop, rate=args.rate, loop=args.loop, start_offset=args.start_offset,
                                 topics=args.topics, qos=args.qos, clock=args.clock, raw=args.raw, log=log)
-    except AnyReaderError as exc:
-        raise CliError(f"cannot read bag {args.bag}: {exc}") from exc
+    except BagError as exc:
+        raise CliError(str(exc)) from None
     finally:
         signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, previous_term)

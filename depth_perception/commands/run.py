@@ -58,11 +58,12 @@ def _check(args: argparse.Namespace) -> None:
     if args.duration is not None and not args.duration > 0:
         raise CliError(f"--duration must be > 0 seconds, got {args.duration}")
     if args.bag is not None:
-        bag = Path(args.bag)
-        if not bag.exists():
-            raise CliError(f"bag not found: {bag}")
-        if bag.is_dir() and not (bag / "metadata.yaml").is_file():
-            raise CliError(f"not a rosbag2 bag: {bag} has no metadata.yaml")
+        from ..ros.bag_files import BagError, check_bag_path
+
+        try:
+            check_bag_path(Path(args.bag))
+        except (FileNotFoundError, BagError) as exc:
+            raise CliError(str(exc)) from None
 
 
 def _fmt(value: float) -> str:

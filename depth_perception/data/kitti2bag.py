@@ -21,6 +21,7 @@ import numpy as np
 from ..geometry.se3 import invert_transform, matrix_to_quaternion
 from ..utils import progress
 from .kitti import COLOR_CAMERAS, KittiRawDrive, OxtsPacket, _rot_xyz, oxts_poses
+from .mcap_checksums import fill_mcap_checksums
 
 CAMERA_FRAMES = {0: "camera_gray_left", 1: "camera_gray_right", 2: "camera_color_left", 3: "camera_color_right"}
 WORLD_FRAME, BASE_FRAME, IMU_FRAME, VELO_FRAME = "world", "base_link", "imu_link", "velo_link"
@@ -251,6 +252,9 @@ def convert(drive_dir: str | os.PathLike[str], out_bag: str | os.PathLike[str], 
             while pending:
                 stamp, _, topic, msgtype, msg = heapq.heappop(pending)
                 write(stamp, topic, msgtype, msg)
+        if storage == "mcap":  # rosbags leaves the CRCs at 0: a damaged bag would replay without a complaint
+            for part in (tmp_parent / out.name).glob("*.mcap"):
+                fill_mcap_checksums(part)
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         os.replace(tmp_parent / out.name, out)

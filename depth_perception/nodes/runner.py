@@ -86,19 +86,46 @@ def coerce_parameter(kind: str, node: str, name: str, value: Any) -> Any:
     return value
 
 
-def load_node_config(path: str | Path) -> list[NodeEntry]:
-    """Parse and check a node-set YAML; ValueError naming the file and the bad key."""
-    path = Path(path)
+def _read_node_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's `nodes` mapping, with `extends: OTHER.yaml` (relative to the file) merged underneath it: a node
+    named in both takes the base's settings, then this file's remappings and parameters key by key."""
     if not path.is_file():
         raise FileNotFoundError(f"node config not found: {path}")
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: 'extends' loops back to itself")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+        raise ValueError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file") from None
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict) or not data["nodes"]:
         raise ValueError(f"{path}: expected a top-level 'nodes' mapping of node name -> settings")
-    entries = []
+    unknown = set(data) - {"nodes", "extends"}
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)} (expected 'nodes', 'extends')")
+    if "extends" not in data:
+        return data["nodes"]
+    base = _read_node_yaml(path.parent / str(data["extends"]), (*seen, path.resolve()))
+    merged = {name: dict(settings) if isinstance(settings, dict) else settings for name, settings in base.items()}
     for name, settings in data["nodes"].items():
+        if not isinstance(settings, dict) or not isinstance(merged.get(name, {}), dict):
+            raise ValueError(f"{path}: nodes.{name} must be a mapping")
+        target = merged.setdefault(name, {})
+        for key, value in settings.items():
+            if key in ("remappings", "parameters") and isinstance(value, dict):
+                target[key] = {**(target.get(key) or {}), **value}
+            else:
+                target[key] = value
+    return merged
+
+
+def load_node_config(path: str | Path) -> list[NodeEntry]:
+    """Parse and check a node-set YAML; ValueError naming the file and the bad key."""
+    path = Path(path)
+    nodes = _read_node_yaml(path)
+    entries = []
+    for name, settings in nodes.items():
         if not isinstance(settings, dict):
             raise ValueError(f"{path}: nodes.{name} must be a mapping")
         unknown = set(settings) - {"kind", "namespace", "remappings", "parameters", "enabled"}

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import array
 import importlib
+import os
 import re
+import sys
 from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,14 +34,41 @@ class UnknownMessageType(LookupError):
     """No rclpy class for a message type (its package is not installed or not built)."""
 
 
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _ament_prefixes() -> list[Path]:
+    prefixes = [Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    return prefixes + [Path(sys.prefix)]  # the pip environment's wheels register in the venv's own share/
+
+
+@lru_cache(maxsize=256)
+def _interfaces_of(pkg: str, prefixes: tuple[Path, ...]) -> frozenset[str]:
+    """'msg/Image', ... as the ament index lists them for an interface package (empty: not one)."""
+    for prefix in prefixes:
+        entry = prefix / "share" / "ament_index" / "resource_index" / "rosidl_interfaces" / pkg
+        if entry.is_file():
+            lines = entry.read_text(errors="replace").split()
+            return frozenset(line.rsplit(".", 1)[0] for line in lines)
+    return frozenset()
+
+
 def rclpy_message_class(msgtype: str) -> type:
-    """'sensor_msgs/msg/Image' (or 'sensor_msgs/Image') -> the rclpy class; UnknownMessageType naming it."""
+    """'sensor_msgs/msg/Image' (or 'sensor_msgs/Image') -> the rclpy class; UnknownMessageType naming it.
+
+    The type string comes from a bag, an untrusted file: only a package that the ament index lists as a ROS
+    interface package (resource type `rosidl_interfaces`) with that interface is imported, never an arbitrary
+    module (a bag naming `os/msg/X` or `this/msg/Foo` imports nothing).
+    """
     parts = msgtype.split("/")
     if len(parts) == 2:
         parts = [parts[0], "msg", parts[1]]
-    if len(parts) != 3 or not all(parts):
+    if len(parts) != 3 or not all(_NAME.match(p) for p in parts) or parts[1] != "msg":
         raise UnknownMessageType(f"not a message type name: {msgtype!r}")
     pkg, kind, name = parts
+    if f"{kind}/{name}" not in _interfaces_of(pkg, tuple(_ament_prefixes())):
+        raise UnknownMessageType(f"unknown message type {msgtype} (no ROS interface package '{pkg}' with "
+                                 f"{kind}/{name} in the ament index)")
     try:
         module = importlib.import_module(f"{pkg}.{kind}")
         cls = getattr(module, name)

@@ -4,7 +4,9 @@
 `depth-perception play`, `depth-perception run --bag` and the demo. Timing is relative to the first replayed
 message and divided by `rate`; `/clock` (rosgraph_msgs/Clock) is published for use_sim_time when asked.
 Topics recorded as transient-local (/tf_static) are republished transient-local, so late subscribers still
-get them; messages of such topics before `start_offset` are published at once rather than dropped.
+get them; messages of such topics before `start_offset` are published at once rather than dropped. A bag that
+recorded no QoS (a single MCAP file from another tool) gets `/tf_static` as tf2's static broadcaster offers it:
+reliable and transient-local; otherwise the nodes' transient-local subscription sees an incompatible offer.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 
+from .bag_files import open_bag
 from .bag_messages import UnknownMessageType, rclpy_message_class, to_rclpy
 
 QOS_CHOICES = ("reliable", "best_effort", "sensor_data")
@@ -40,8 +43,12 @@ class ReplayStats:
     elapsed_s: float = 0.0  # wall time of the playback itself (after waiting for subscribers)
 
 
-def qos_for(recorded: Sequence[Any], override: str | None) -> QoSProfile:
-    """The publisher QoS: an override by name, else reliability and durability as recorded (depth 10)."""
+TF_STATIC = "/tf_static"
+
+
+def qos_for(recorded: Sequence[Any], override: str | None, topic: str = "") -> QoSProfile:
+    """The publisher QoS: an override by name, else reliability and durability as recorded (depth 10); with
+    nothing recorded, /tf_static is reliable and transient-local (tf2's static broadcaster) and the rest reliable."""
     if override is not None:
         if override not in QOS_CHOICES:
             raise ValueError(f"qos must be one of {QOS_CHOICES}, got {override!r}")
@@ -49,7 +56,7 @@ def qos_for(recorded: Sequence[Any], override: str | None) -> QoSProfile:
             return qos_profile_sensor_data
         reliability = ReliabilityPolicy.RELIABLE if override == "reliable" else ReliabilityPolicy.BEST_EFFORT
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=reliability)
-    transient = any(getattr(q.durability, "name", "") == "TRANSIENT_LOCAL" for q in recorded)
+    transient = _is_transient(recorded, topic)
     best_effort = bool(recorded) and all(getattr(q.reliability, "name", "") == "BEST_EFFORT" for q in recorded)
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST, depth=10,
@@ -76,12 +83,14 @@ def publishers_for(node: Node, connections: Sequence[Any], by_topic: dict[str, A
             continue
         recorded = list(getattr(conn.ext, "offered_qos_profiles", []) or [])
         if conn.topic not in by_topic:
-            by_topic[conn.topic] = node.create_publisher(cls, conn.topic, qos_for(recorded, qos))
-        pubs[conn.id] = (by_topic[conn.topic], cls, _is_transient(recorded))
+            by_topic[conn.topic] = node.create_publisher(cls, conn.topic, qos_for(recorded, qos, conn.topic))
+        pubs[conn.id] = (by_topic[conn.topic], cls, _is_transient(recorded, conn.topic))
     return pubs
 
 
-def _is_transient(recorded: Sequence[Any]) -> bool:
+def _is_transient(recorded: Sequence[Any], topic: str) -> bool:
+    if not recorded:
+        return topic == TF_STATIC
     return any(getattr(q.durability, "name", "") == "TRANSIENT_LOCAL" for q in recorded)
 
 
@@ -115,16 +124,11 @@ def replay_bag(
     deserialized with the bag's own definitions and converted field by field. wait_for_subscribers: wait up to
     this many seconds, before playing, for every topic to have a subscriber (DDS discovery takes a moment).
     """
-    from rosbags.highlevel import AnyReader
-    from rosbags.typesys import Stores, get_typestore
-
     if not rate > 0:
         raise ValueError(f"rate must be > 0, got {rate}")
     if start_offset < 0:
         raise ValueError(f"start_offset must be >= 0 s, got {start_offset}")
     path = Path(bag_path)
-    if not (path / "metadata.yaml").is_file() and not path.is_file():
-        raise FileNotFoundError(f"not a rosbag2 bag: {path} (no metadata.yaml)")
     stop_event = stop_event or threading.Event()
     say = log or (lambda _msg: None)
     own_node = not isinstance(node_or_context, Node)
@@ -133,7 +137,7 @@ def replay_bag(
     by_topic: dict[str, Any] = {}
     clock_pub = None
     try:
-        with AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
+        with open_bag(path) as reader:
             wanted = set(topics) if topics else None
             if wanted:
                 missing = sorted(wanted - {c.topic for c in reader.connections})

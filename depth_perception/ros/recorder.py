@@ -26,6 +26,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 
+from .bag_files import open_bag
 from .bag_messages import to_rclpy
 from .bag_replay import publishers_for
 from .dds import init_context
@@ -181,10 +182,7 @@ class StepStats:
 
 def key_stamps(bag_path: str | Path, key_topic: str = KEY_TOPIC) -> list[int]:
     """The bag's (recorded) stamps of `key_topic`, sorted; ValueError if the bag lacks the topic."""
-    from rosbags.highlevel import AnyReader
-    from rosbags.typesys import Stores, get_typestore
-
-    with AnyReader([Path(bag_path)], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
+    with open_bag(bag_path) as reader:
         conns = [c for c in reader.connections if c.topic == key_topic]
         if not conns:
             raise ValueError(f"bag {bag_path} has no topic {key_topic}")
@@ -242,9 +240,6 @@ def step_bag(
     after each frame; ok is False when the outputs did not arrive within frame_timeout_s. A kind that has
     never published anything after `give_up_after` timed-out frames is no longer awaited.
     """
-    from rosbags.highlevel import AnyReader
-    from rosbags.typesys import Stores, get_typestore
-
     if rate is not None and not rate > 0:
         raise ValueError(f"rate must be > 0, got {rate}")
     kinds = tuple(recorder.kinds if kinds is None else kinds)
@@ -256,7 +251,7 @@ def step_bag(
     pubs: dict[int, tuple[Any, type, bool]] = {}
     by_topic: dict[str, Any] = {}
     try:
-        with AnyReader([Path(bag_path)], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
+        with open_bag(bag_path) as reader:
             pubs = publishers_for(player, reader.connections, by_topic, stats.skipped, say)
             deadline = time.monotonic() + discovery_timeout_s
             while player.count_subscribers(key_topic) == 0 and time.monotonic() < deadline:
