@@ -109,3 +109,42 @@ def test_concurrent_producers_deliver_each_stamp_at_most_once():
     assert stamps == sorted(set(stamps))  # strictly increasing: no set twice, never backwards
     assert all(stamp_to_ns(s["b"].header.stamp) == stamp_to_ns(s["a"].header.stamp) for s in out)
     assert len(out) >= 1
+
+
+def _pair(sync, stamp_ns, tag=""):
+    sync.add("image", msg(stamp_ns, tag))
+    return sync.add("info", msg(stamp_ns, tag))
+
+
+def test_a_set_older_than_the_last_delivered_one_is_dropped_and_counted():
+    sync, out = collecting(["image", "info"])
+    assert _pair(sync, 10_000 * MS, "new")
+    assert not _pair(sync, 9_500 * MS, "late")  # 0.5 s older: published after the newer frame, before the fix
+    assert [s["image"].tag for s in out] == ["new"]
+    assert sync.stale == 2
+    assert _pair(sync, 10_100 * MS, "next")
+    assert [s["image"].tag for s in out] == ["new", "next"]
+
+
+def test_a_duplicate_stamp_is_delivered_once():
+    sync, out = collecting(["image", "info"])
+    assert _pair(sync, 10_000 * MS, "a")
+    assert not _pair(sync, 10_000 * MS, "again")
+    assert [s["image"].tag for s in out] == ["a"] and sync.stale == 2
+
+
+def test_time_that_jumps_back_far_starts_a_new_timeline_at_once():
+    sync, out = collecting(["image", "info"])
+    for t in (10_000, 10_100, 10_200):
+        _pair(sync, t * MS)
+    assert _pair(sync, 1_000 * MS, "after the loop")  # a bag loop, a sim-time reset: 9.2 s back
+    assert out[-1]["image"].tag == "after the loop" and sync.stale == 0
+
+
+def test_a_loop_of_a_bag_shorter_than_the_jump_threshold_recovers_after_a_few_frames():
+    sync, out = collecting(["image", "info"])
+    for t in (10_000, 10_100, 10_200):
+        _pair(sync, t * MS, f"first {t}")
+    delivered = [_pair(sync, t * MS, f"loop {t}") for t in (10_000, 10_100, 10_200, 10_000, 10_100)]
+    assert delivered == [False, False, True, False, False]  # the third in a row restarts the timeline
+    assert out[-1]["image"].tag.startswith("loop")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 
 from ..cli import CliError
 
@@ -36,10 +35,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--seed must be >= 0, got {args.seed}")
     date, number = drive_name(args.seed)
     path = drive_dir(args.out, date, number)
-    if path.exists() and any(path.iterdir()):
-        if not args.overwrite:
-            raise CliError(f"{path} exists; pass --overwrite to replace it")
-        shutil.rmtree(path)
+    if path.exists() and any(path.iterdir()) and not args.overwrite:
+        raise CliError(f"{path} exists; pass --overwrite to replace it")
     calib = kitti_calib(args.width, args.height)
     date_dir = path.parent
     if (date_dir / "calib_cam_to_cam.txt").is_file():
@@ -54,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     summary = write_drive(args.out, args.seed, args.frames, config, args.workers,
-                          progress=lambda it, total: progress(it, "synth", total=total))
+                          progress=lambda it, total: progress(it, "synth", total=total), overwrite=args.overwrite)
     print(f"wrote {summary.path}: {summary.frames} frames in {summary.seconds:.1f} s "
           f"({summary.fps:.2f} frames/s, {args.workers} worker{'s' if args.workers > 1 else ''})")
     return 0

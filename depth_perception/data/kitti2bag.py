@@ -182,6 +182,10 @@ def _frame_messages(drive: KittiRawDrive, make: MessageFactory, i: int, poses: n
         img = drive.image(cam, i)
         if cam in COLOR_CAMERAS and img.ndim == 2:
             raise ValueError(f"{drive.path}/image_{cam:02d}/data/{i:010d}.png is grey, expected colour")
+        size = drive.calib.S_rect.get(cam)
+        if size is not None and (img.shape[1], img.shape[0]) != tuple(size):
+            raise ValueError(f"{drive.path}/image_{cam:02d}/data/{i:010d}.png is {img.shape[1]}x{img.shape[0]}, "
+                             f"but the calibration's S_rect_0{cam} says {size[0]}x{size[1]}")
         yield stamp, image_topic(cam), "sensor_msgs/msg/Image", make.image(stamp, frame, img)
         yield stamp, camera_info_topic(cam), "sensor_msgs/msg/CameraInfo", make.camera_info(stamp, frame,
                                                                                             drive.calib, cam)

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 from .spec import FORMAT, Engine, EngineError, EngineSpec, read_sidecar, sha256_file, sidecar_path, verify_sha256
@@ -65,9 +66,35 @@ def default_engine_path(kind: str) -> Path | None:
     return next((c for c in candidates if c.is_file() and c.with_suffix(".json").is_file()), None)
 
 
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def check_device(device: str) -> None:
+    """ValueError naming the value unless it is auto, cpu, or cuda[:N] with a CUDA device N present here."""
+    if not isinstance(device, str) or not _DEVICE.match(device):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if not device.startswith("cuda"):
+        return
+    from .backends.ort_backend import has_cuda
+
+    count = _torch_cuda_count()
+    if count == 0 and not has_cuda():
+        raise ValueError(f"device {device!r}: no CUDA device on this machine (use 'auto' or 'cpu')")
+    index = int(device.partition(":")[2] or 0)
+    if count and index >= count:
+        raise ValueError(f"device {device!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+
+
+def _torch_cuda_count() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
 def _resolve_device(device: str) -> str:
-    if device not in ("auto", "cpu") and not device.startswith("cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    check_device(device)
     return device
 
 

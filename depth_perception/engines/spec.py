@@ -65,6 +65,31 @@ class EngineSpec(dict):
         return float(lo), float(hi)
 
 
+# The inputs each kind's pipeline feeds, with their rank: images are (1, C, H, W) with a fixed H and W.
+KIND_INPUTS = {"mono": {"image": 4}, "completion": {"image": 4, "sparse_depth": 4},
+               "stereo": {"reference": 4, "sources": 5, "intrinsics": 3, "poses": 4}}
+
+
+def _check_shapes(data: dict[str, Any], path: Path) -> None:
+    for key in ("inputs", "outputs"):
+        for entry in data[key]:
+            shape = entry["shape"]
+            if not isinstance(shape, list) or not all(
+                    (isinstance(d, int) and not isinstance(d, bool) and (d >= 1 or d == -1)) or isinstance(d, str)
+                    for d in shape):
+                raise EngineError(f"engine sidecar {path}: {key[:-1]} {entry['name']!r} has shape {shape!r}; "
+                                  "expected a list of sizes (int >= 1, -1 or a symbolic name)")
+    shapes = {e["name"]: e["shape"] for e in data["inputs"]}
+    for name, rank in KIND_INPUTS.get(data["kind"], {}).items():
+        if name not in shapes:
+            raise EngineError(f"engine sidecar {path}: a {data['kind']} engine needs an input {name!r}; "
+                              f"inputs: {sorted(shapes)}")
+        shape = shapes[name]
+        if len(shape) != rank or not all(isinstance(d, int) and d >= 1 for d in shape[-2:]):
+            raise EngineError(f"engine sidecar {path}: input {name!r} has shape {shape}; a {data['kind']} engine "
+                              f"takes {rank} dimensions ending in a fixed size")
+
+
 def read_sidecar(model_path: str | Path) -> EngineSpec:
     """Parse and check the sidecar of `model_path`; EngineError naming the file and the problem."""
     path = sidecar_path(model_path)
@@ -73,7 +98,7 @@ def read_sidecar(model_path: str | Path) -> EngineSpec:
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EngineError(f"engine sidecar {path} is not valid JSON: {exc}") from exc
+        raise EngineError(f"engine sidecar {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise EngineError(f"engine sidecar {path} must hold a JSON object, got {type(data).__name__}")
     missing = [k for k in REQUIRED_KEYS if k not in data]
@@ -89,6 +114,7 @@ def read_sidecar(model_path: str | Path) -> EngineSpec:
             isinstance(e, dict) and "name" in e and "shape" in e for e in entries
         ):
             raise EngineError(f"engine sidecar {path}: {key} must be a non-empty list of {{name, shape, dtype}}")
+    _check_shapes(data, path)
     return EngineSpec(data)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import threading
 import time
 from collections import deque
@@ -30,11 +31,15 @@ import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.clock import JumpThreshold
+from rclpy.duration import Duration
+from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
 
+from ..engines import check_device
 from ..geometry.camera import PinholeCamera
 from ..pipelines.base import DepthResult, colorize_depth
 from ..ros.camera_info import camera_info_to_model, pinhole_to_camera_info
@@ -49,6 +54,14 @@ FAULT_WINDOW_S = 5.0  # diagnostics stay WARN this long after the last fault
 STALE_INPUT_S = 5.0  # no input for this long while someone listens: WARN
 BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
 DIAGNOSTICS_TOPIC = "/diagnostics"
+
+
+class ParameterStartupError(ValueError):
+    """A node given a bad parameter value at start-up; one line naming the node, the parameter and why.
+
+    The node does not start with a default in its place: a vehicle configured with min_depth -5 should stop at
+    launch with the reason, not run with a setting nobody asked for. `run_node` exits with code 2.
+    """
 
 
 class InputFault(Exception):
@@ -188,26 +201,33 @@ class DepthNodeBase(Node):
 
     # -- construction -----------------------------------------------------------------------------------------
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(kwargs.pop("node_name", self.NODE_NAME), **kwargs)
-        self._specs = self.param_specs()
-        for spec in self._specs.values():
-            self.declare_parameter(spec.name, spec.default, spec.descriptor())
-        self._values: dict[str, Any] = {n: self.get_parameter(n).value for n in self._specs}
-        config = self._validate(self._values, runtime=False)  # a bad start-up value is an error at once
-
+        # what destroy_node needs exists before anything can fail (rclpy destroys a half-built node at shutdown)
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
+        self._stop = False
+        self._worker: threading.Thread | None = None
+        self._loaders: list[threading.Thread] = []  # joined on destroy: a load must not outlive the process
+        self._load_generation = 0
+        super().__init__(kwargs.pop("node_name", self.NODE_NAME), **kwargs)
+        self._specs = self.param_specs()
+        try:
+            for spec in self._specs.values():
+                self.declare_parameter(spec.name, spec.default, spec.descriptor())
+            self._values: dict[str, Any] = {n: self.get_parameter(n).value for n in self._specs}
+            config = self._validate(self._values, runtime=False)  # a bad start-up value is an error at once
+        except (ValueError, TypeError, ParameterException) as exc:
+            name = self.get_fully_qualified_name()
+            super().destroy_node()
+            raise ParameterStartupError(f"{name}: bad parameter at start-up: {' '.join(str(exc).split())}") from None
+
         self._pending: dict[str, Any] | None = None
         self._pending_t = 0.0
-        self._stop = False
         self._pipeline: Any = None
         self._active_config: Any = None
         self._active_values: dict[str, Any] = {}
         self._requested_config: Any = None
         self._engine_error: str | None = None
-        self._load_generation = 0
         self._loading = False
-        self._loaders: list[threading.Thread] = []  # joined on destroy: a load must not outlive the process
 
         self.input_rates = {spec.key: RateMeter() for spec in self.INPUTS}
         self.synced_rate, self.output_rate = RateMeter(), RateMeter()
@@ -235,6 +255,10 @@ class DepthNodeBase(Node):
         self.tf = TfListener(self)
         self._sync = ApproximateTimeSynchronizer([s.key for s in self.INPUTS], self._values["sync_slop"],
                                                  self._on_synced)
+        # ROS time jumping back (sim time reset, /clock of a looped bag) starts the synchronizer's timeline anew
+        self._clock_jump = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=True),
+            post_callback=lambda _jump: self._sync.reset())
         self._subscriptions_by_key: dict[str, Any] = {}
         self._make_subscriptions()
         self._worker = threading.Thread(target=self._work, name=f"{self.get_name()}_worker", daemon=True)
@@ -264,6 +288,8 @@ class DepthNodeBase(Node):
         engine = str(values["engine"])
         if runtime and engine not in ("auto", "classical") and not Path(engine).exists():
             raise ValueError(f"engine not found: {engine}")
+        if engine != "classical":  # a device nobody has fails here, not later in the background load
+            check_device(values["device"])
         self.check_values(values, runtime)
         return self.make_config(values)
 
@@ -567,7 +593,8 @@ class DepthNodeBase(Node):
                 summary["last"], summary["p50"], summary["p95"])
         values.update(frames_processed=self.frames_processed, frames_dropped=self.frames_dropped,
                       frames_failed=self.frames_failed, frames_idle=self.frames_idle,
-                      sync_dropped=self._sync.dropped)
+                      sync_dropped=self._sync.dropped, out_of_order_dropped=self._sync.stale,
+                      time_resets=self._sync.time_resets)
         for cause, count in sorted(self.fault_counts.items()):
             values[f"faults/{cause}"] = count
         if last is not None:
@@ -586,8 +613,9 @@ class DepthNodeBase(Node):
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        if self._worker.is_alive() and threading.current_thread() is not self._worker:
-            self._worker.join(timeout=10.0)
+        worker = self._worker
+        if worker is not None and worker.is_alive() and threading.current_thread() is not worker:
+            worker.join(timeout=10.0)
         # An engine still loading (an ONNX Runtime session being built in C++) when the process exits aborts it
         # ("terminate called without an active exception"): wait for the load to finish, then drop it.
         with self._lock:
@@ -626,6 +654,10 @@ def run_node(node_class: Callable[..., Node], args: Sequence[str] | None = None)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except ParameterStartupError as exc:
+        rclpy.try_shutdown()
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     finally:
         if node is not None:
             node.destroy_node()

@@ -157,11 +157,13 @@ class SynthSummary:
 
 
 def write_drive(root: str | os.PathLike[str], seed: int, frames: int, config: SynthConfig = SynthConfig(),  # noqa: B008
-                workers: int = 1, progress: Any = None) -> SynthSummary:
+                workers: int = 1, progress: Any = None, overwrite: bool = False) -> SynthSummary:
     """Render the drive of `seed` into `root/<date>/<date>_drive_<NNNN>_sync` (see drive_name); returns a summary.
 
     The drive appears only when complete: it is written beside its final place and renamed. An existing non-empty
-    drive folder raises FileExistsError. `progress` wraps the frame iterator (e.g. utils.progress); `workers` > 1
+    drive folder raises FileExistsError, unless `overwrite`: then it is replaced only once the new drive is
+    complete (an error, SIGINT or SIGKILL while rendering leaves the old drive as it was). `progress` wraps the
+    frame iterator (e.g. utils.progress); `workers` > 1
     renders frames in that many processes.
     """
     start = time.perf_counter()
@@ -169,7 +171,7 @@ def write_drive(root: str | os.PathLike[str], seed: int, frames: int, config: Sy
         raise ValueError(f"workers must be >= 1, got {workers}")
     date, number = drive_name(seed)
     final = drive_dir(root, date, number)
-    if final.exists() and any(final.iterdir()):
+    if final.exists() and any(final.iterdir()) and not overwrite:
         raise FileExistsError(f"drive folder {final} exists and is not empty")
     final.parent.mkdir(parents=True, exist_ok=True)
     scene = SynthScene.build(seed, frames, config)
@@ -178,7 +180,15 @@ def write_drive(root: str | os.PathLike[str], seed: int, frames: int, config: Sy
         _write_frames(scene, tmp_root, date, number, workers, progress)
         for name in CALIB_FILES:  # the date's calibration: identical for every drive of that date and size
             os.replace(tmp_root / date / name, final.parent / name)
-        os.replace(drive_dir(tmp_root, date, number), final)
+        replaced = tmp_root / "replaced"
+        if final.exists():  # the old drive moves aside (into the temporary folder) only now that the new one exists
+            os.replace(final, replaced)
+        try:
+            os.replace(drive_dir(tmp_root, date, number), final)
+        except BaseException:
+            if replaced.exists():
+                os.replace(replaced, final)
+            raise
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
     return SynthSummary(final, frames, time.perf_counter() - start)

@@ -70,13 +70,33 @@ class OrtEngine(Engine):
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=provider_options)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/InvalidProtobuf types
-            raise EngineError(f"onnxruntime cannot load {path} (truncated or corrupt?): {exc}") from exc
+            raise EngineError(f"onnxruntime cannot load {path} (truncated or corrupt?): {_one_line(exc)}") from None
         self.providers = self.session.get_providers()
         graph_inputs = [i.name for i in self.session.get_inputs()]
         if graph_inputs != spec.input_names:
             raise EngineError(f"{path}: graph inputs {graph_inputs} do not match the sidecar's {spec.input_names}")
+        for graph, entry in zip(self.session.get_inputs(), spec["inputs"], strict=True):
+            if not _shapes_agree(graph.shape, entry["shape"]):
+                raise EngineError(f"{path}: input {graph.name!r} is {list(graph.shape)} in the ONNX graph but "
+                                  f"{list(entry['shape'])} in the sidecar")
         self._outputs = spec.output_names
 
     def _run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         feed = dict(zip(self.spec.input_names, arrays, strict=True))
-        return self.session.run(self._outputs, feed)
+        try:
+            return self.session.run(self._outputs, feed)
+        except Exception as exc:  # onnxruntime's Fail / InvalidArgument / RuntimeException: several lines each
+            raise EngineError(f"onnxruntime failed to run {self.path.name}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500]
+
+
+def _shapes_agree(graph: list, sidecar: list) -> bool:
+    """Equal rank, and equal wherever both name a fixed size (symbolic or -1 dimensions agree with anything)."""
+    if len(graph) != len(sidecar):
+        return False
+    return all(not isinstance(g, int) or not isinstance(d, int) or d < 0 or g == d
+               for g, d in zip(graph, sidecar, strict=True))
+
