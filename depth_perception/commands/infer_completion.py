@@ -9,6 +9,7 @@ it (`<stem>_confidence.npy` float32 or `.png` uint8 x 255) and a colorized pictu
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,14 @@ def read_points(path: str) -> np.ndarray:
     pts = np.asarray(pts, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] < 3:
         raise CliError(f"{path}: points must be (N, 3) or (N, 4), got shape {pts.shape}")
-    return pts[:, :3]
+    finite = np.isfinite(pts[:, :3]).all(1)
+    if not finite.all():
+        warn(f"{path}: {int((~finite).sum())} of {len(pts)} points are NaN or infinite and are left out")
+    return pts[finite, :3]
+
+
+def warn(message: str) -> None:
+    print(f"depth-perception infer completion: warning: {message}", file=sys.stderr, flush=True)
 
 
 def write_confidence(depth_out: Path, confidence: np.ndarray) -> Path:
@@ -73,6 +81,7 @@ def write_confidence(depth_out: Path, confidence: np.ndarray) -> Path:
 def run(args: argparse.Namespace) -> int:
     from ..data.calib_file import load_calib_file
     from ..data.kitti import read_depth_png
+    from ..geometry.se3 import transform_points
     from ..pipelines.completion import CompletionPipeline, CompletionPipelineConfig
     from .infer_stereo import read_rgb, write_depth
 
@@ -106,8 +115,11 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"calibration {args.calib} has no LiDAR extrinsics: add 'T_cam_velo' (4x4, LiDAR -> "
                            "camera), or put calib_velo_to_cam.txt beside a KITTI calib_cam_to_cam.txt")
         pts = read_points(args.points)
-        T = np.asarray(calib.T_cam_velo, np.float64)
-        result = pipeline.process(image, camera, pts @ T[:3, :3].T + T[:3, 3])
+        result = pipeline.process(image, camera, transform_points(np.asarray(calib.T_cam_velo, np.float64), pts))
+    if result.info["measurements"] == 0:
+        source = args.sparse or args.points
+        warn(f"no depth measurement from {source} falls inside the image: the output is "
+             + ("empty" if pipeline.name == "classical" else "the network's guess from the image alone"))
     color = write_depth(out, result.depth, args.min_depth, args.max_depth)
     conf_path = write_confidence(out, result.confidence)
     valid = np.isfinite(result.depth)
