@@ -109,7 +109,6 @@ def test_a_run_config_with_bad_values_or_broken_yaml_fails_with_one_line(tmp_pat
 
 def test_kitti2bag_refuses_an_image_whose_size_disagrees_with_the_calibration(tmp_path):
     import cv2
-
     from helpers.kitti_drive import write_tiny_drive
 
     drive = write_tiny_drive(tmp_path / "kitti", frames=2, width=64, height=32)
