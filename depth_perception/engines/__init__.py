@@ -98,6 +98,17 @@ def _resolve_device(device: str) -> str:
     return device
 
 
+def runnable_plan(onnx_path: Path) -> Path | None:
+    """The first plan beside `onnx_path` (see plans_beside) whose runtime, TensorRT or TensorRT-RTX, runs here."""
+    from .backends.trt_backend import runtime_available
+
+    for plan in plans_beside(onnx_path):
+        runtime = str((_sidecar_json(plan).get("tensorrt") or {}).get("runtime", "tensorrt"))
+        if runtime_available(runtime)[0]:
+            return plan
+    return None
+
+
 def plans_beside(onnx_path: Path) -> list[Path]:
     """TensorRT plans built from `<name>.onnx`: `<name>.<precision>.plan` (own sidecar `<name>.<precision>.json`),
     fp16 first, then int8, fp32 and any other `<name>.*.plan|.engine`."""
@@ -152,15 +163,14 @@ def _auto_backend(path: Path, spec: EngineSpec, device: str) -> tuple[str, str, 
     pair in the order of the sidecar's recorded latencies where it has them."""
     from .backends.ort_backend import has_cuda as ort_cuda
     from .backends.torch_backend import weights_path
-    from .backends.trt_backend import tensorrt_available
 
     if path.suffix in PLAN_SUFFIXES:
         return "tensorrt", "cuda", path
-    plan = next(iter(plans_beside(path)), None)
+    plan = runnable_plan(path)
     has_weights = weights_path(path, spec).exists() and "architecture" in spec
     is_onnx = path.suffix == ".onnx" and _importable("onnxruntime")
     gpu_ok = device != "cpu"
-    if gpu_ok and plan is not None and tensorrt_available():
+    if gpu_ok and plan is not None:
         return "tensorrt", "cuda", plan
     if gpu_ok and is_onnx and ort_cuda():
         return "onnxruntime", "cuda", path
@@ -236,19 +246,19 @@ def load_engine(path: str | os.PathLike[str], backend: str = "auto", device: str
 
 
 def _load_plan(path: Path, spec: EngineSpec, rebuild: bool) -> Engine:
-    """A plan for this TensorRT and GPU; otherwise rebuilt from its source ONNX (same options) or refused."""
-    from .backends.trt_backend import TrtEngine, import_tensorrt, plan_mismatch
+    """A plan for this runtime and GPU; otherwise rebuilt from its source ONNX (same options) or refused."""
+    from .backends.trt_backend import TrtEngine, import_runtime, plan_mismatch, plan_runtime
 
     if path.suffix == ".onnx":
-        plan = next(iter(plans_beside(path)), None)
+        plan = runnable_plan(path)
         if plan is None:
             if not rebuild:
                 raise EngineError(f"no TensorRT plan beside {path}: build one with "
                                   f"`depth-perception build-engine {path}`")
             plan = _first_build(path)
         path, spec = plan, read_sidecar(plan)
-    import_tensorrt()
-    why = plan_mismatch(spec)
+    import_runtime(plan_runtime(spec))
+    why = plan_mismatch(spec, path.read_bytes() if plan_runtime(spec) == "tensorrt-rtx" else None)
     if why is not None:
         built = spec.get("tensorrt") or {}
         source = path.parent / str(built.get("source_onnx", ""))
@@ -265,13 +275,20 @@ def _load_plan(path: Path, spec: EngineSpec, rebuild: bool) -> Engine:
 
 
 def _first_build(onnx_path: Path) -> Path:
-    """An fp16 plan built beside the ONNX model on first use (as Isaac ROS does); minutes on a Jetson."""
+    """A plan built beside the ONNX model on first use (as Isaac ROS does): fp16 with TensorRT (minutes on a
+    Jetson), else a TensorRT-RTX engine of the model as it is (precision comes from the ONNX)."""
+    from .backends.trt_backend import runtime_available
     from .build import BuildOptions, build_plan, default_plan_path
 
-    plan = default_plan_path(onnx_path, "fp16")
-    log.warning("no TensorRT plan beside %s: building %s now (this takes a while, once)", onnx_path, plan.name)
+    runtime = next((r for r in ("tensorrt", "tensorrt-rtx") if runtime_available(r)[0]), None)
+    if runtime is None:
+        raise EngineError(f"no TensorRT or TensorRT-RTX runtime can run here, and no plan is beside {onnx_path}")
+    rtx = runtime == "tensorrt-rtx"
+    options = BuildOptions(precision="fp32" if rtx else "fp16", runtime=runtime)
+    plan = default_plan_path(onnx_path, options.precision, runtime)
+    log.warning("no plan beside %s: building %s with %s now (once)", onnx_path, plan.name, runtime)
     try:
-        return build_plan(onnx_path, plan, BuildOptions(precision="fp16"))
+        return build_plan(onnx_path, plan, options)
     except PermissionError as exc:
         raise EngineError(f"cannot write a TensorRT plan beside {onnx_path} ({exc}); build one elsewhere with "
                           f"`depth-perception build-engine {onnx_path} --out DIR/{plan.name}`") from exc

@@ -87,13 +87,13 @@ def configurations(path: Path, spec: dict[str, Any], threads: int | None) -> dic
     """name -> loader of each backend/device/precision that can run this artifact here."""
     import importlib.util
 
-    from . import load_engine, plans_beside
+    from . import load_engine, runnable_plan
     from .backends.ort_backend import has_cuda as ort_cuda
     from .backends.torch_backend import cuda_available, weights_path
     from .backends.trt_backend import tensorrt_available
 
     configs: dict[str, Callable[[], Any]] = {}
-    plan = path if path.suffix in (".plan", ".engine") else next(iter(plans_beside(path)), None)
+    plan = path if path.suffix in (".plan", ".engine") else runnable_plan(path)
     if plan is not None and tensorrt_available():
         configs["tensorrt"] = lambda: load_engine(plan, "tensorrt", "cuda")
     if path.suffix == ".onnx" and importlib.util.find_spec("onnxruntime"):
@@ -191,6 +191,8 @@ def bench_artifact(path: str | Path, runs: int = 50, warmup: int = 5, threads: i
             report.update(architecture_figures(spec))
         except Exception as exc:  # noqa: BLE001 - figures are a bonus; timing still counts without them
             log.warning("no parameter/FLOP count for %s: %s", path, exc)
+        if path.suffix == ".onnx":
+            report["tensorrt_rtx"] = rtx_build_figures(path)
     results = report["results"]
     if "onnxruntime-cpu" in results and "torch-cpu" in results:
         # > 1: onnxruntime is faster than torch on the CPU by this factor
@@ -200,6 +202,32 @@ def bench_artifact(path: str | Path, runs: int = 50, warmup: int = 5, threads: i
     for key in ("p50_ms", "p95_ms", "fps", "peak_mb"):
         report[key] = results[best][key]
     return report
+
+
+def rtx_build_figures(onnx_path: Path) -> dict[str, Any] | None:
+    """TensorRT-RTX's ahead-of-time build of the ONNX (no GPU needed) into a temporary folder: seconds and MB, or
+    None where tensorrt_rtx is not installed. A graph it rejects is reported with the builder's reason."""
+    import importlib.util
+    import shutil
+    import tempfile
+
+    from .build import BuildOptions, build_plan
+    from .spec import EngineError, read_sidecar
+
+    if importlib.util.find_spec("tensorrt_rtx") is None:
+        return None
+    tmp = Path(tempfile.mkdtemp(prefix="rtx_bench_"))
+    try:
+        shutil.copy(onnx_path, tmp / onnx_path.name)
+        shutil.copy(onnx_path.with_suffix(".json"), tmp / onnx_path.with_suffix(".json").name)
+        try:
+            plan = build_plan(tmp / onnx_path.name, None, BuildOptions(precision="fp32", runtime="tensorrt-rtx"))
+        except EngineError as exc:
+            return {"error": str(exc)}
+        built = read_sidecar(plan)["tensorrt"]
+        return {"version": built["version"], "build_s": built["build_s"], "engine_mb": plan.stat().st_size / 1e6}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def cpu_record(report: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +265,12 @@ def format_table(report: dict[str, Any]) -> str:
                      f"{r['load_ms']:>9.0f}")
     if "ort_cpu_vs_torch_cpu" in report:
         lines.append(f"onnxruntime-cpu is {report['ort_cpu_vs_torch_cpu']:.2f}x the speed of torch-cpu (p50)")
+    rtx = report.get("tensorrt_rtx")
+    if rtx and "error" in rtx:
+        lines.append(f"TensorRT-RTX build failed: {rtx['error']}")
+    elif rtx:
+        lines.append(f"TensorRT-RTX {rtx['version']} ahead-of-time build (no GPU): {rtx['build_s']:.2f} s, "
+                     f"{rtx['engine_mb']:.1f} MB engine (runs on RTX-class GPUs only; not timed here)")
     return "\n".join(lines)
 
 

@@ -1,13 +1,22 @@
-"""Build a TensorRT plan from an engine's ONNX model (TensorRT 10 Python API): fp32 / fp16 / int8, DLA, timing cache.
+"""Build a TensorRT plan from an engine's ONNX model, with TensorRT (the JetPack / enterprise builds) or TensorRT-RTX.
 
-The plan's sidecar copies the ONNX sidecar and adds `tensorrt` {version, gpu, precision, workspace_mb, dla_core,
-source_onnx, source_sha256}: a plan only runs on the TensorRT version and GPU it was built for, and load_engine
-rebuilds it from `source_onnx` when those differ.
+- `tensorrt` (TensorRT 10 Python API, a GPU needed): fp32 / fp16 / int8 builder flags, DLA, timing cache.
+- `tensorrt-rtx` (`pip install tensorrt-rtx-cu12`, module `tensorrt_rtx`): ahead-of-time on any machine, no GPU
+  needed, for the compute capabilities it is told (RTX-class GPUs: SM75, SM80, SM86, SM89, SM120, SM121); the
+  engine is finished just in time on the GPU that runs it, with a runtime cache beside it. It is strongly typed:
+  precision comes from the ONNX (`export --fp16` writes an fp16 model), not from builder flags.
+
+Both share the parsing (an ONNX the parser rejects names the node), the sidecar and the rebuild logic. The plan's
+sidecar copies the ONNX sidecar (which is never written) and adds `tensorrt` {runtime, version, gpu or
+compute_capabilities, precision, source_onnx, source_sha256, built_at, build_s}: a plan only runs on what it was
+built for, and load_engine rebuilds it from `source_onnx` when that differs.
 """
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +25,21 @@ from typing import Any
 import numpy as np
 
 from ..utils import atomic_path, write_json
+from .backends.trt_backend import RTX_COMPUTE_CAPABILITIES, RUNTIMES, import_runtime, machine_signature
 from .spec import EngineError, EngineSpec, read_sidecar, sha256_file, verify_sha256
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16", "int8")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def default_runtime() -> str | None:
+    """`tensorrt` where it imports, else `tensorrt-rtx` where it imports, else None."""
+    if importlib.util.find_spec("tensorrt") is not None:
+        return "tensorrt"
+    if importlib.util.find_spec("tensorrt_rtx") is not None:
+        return "tensorrt-rtx"
+    return None
 
 
 @dataclass
@@ -32,8 +51,23 @@ class BuildOptions:
     calib_limit: int = 64
     max_batch: int = 4  # upper end of the optimization profile of a dynamic-batch model
     timing_cache: str | None = None  # default: <plan folder>/.trt_timing.cache
+    runtime: str = "tensorrt"
+    compute_capabilities: tuple[str, ...] = ()  # tensorrt-rtx targets; empty: TensorRT-RTX's own default
 
     def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
+        self.compute_capabilities = tuple(c.upper() for c in self.compute_capabilities)
+        bad = [c for c in self.compute_capabilities if c not in RTX_COMPUTE_CAPABILITIES]
+        if bad:
+            raise ValueError(f"compute capabilities {bad} are not TensorRT-RTX targets {RTX_COMPUTE_CAPABILITIES}")
+        if self.runtime == "tensorrt-rtx":
+            if self.precision == "int8" or self.dla_core is not None:
+                raise ValueError("TensorRT-RTX is strongly typed and has no DLA: int8 and --dla-core are TensorRT "
+                                 "(JetPack) options; for fp16 build the fp16 ONNX from `export --fp16`")
+            return
+        if self.compute_capabilities:
+            raise ValueError("compute capabilities are a TensorRT-RTX option (--runtime tensorrt-rtx)")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.workspace_mb < 16:
@@ -48,6 +82,9 @@ class BuildOptions:
     @classmethod
     def from_sidecar(cls, built: dict[str, Any]) -> BuildOptions:
         """The options a plan was built with (its sidecar's `tensorrt` block), to rebuild it the same way."""
+        if built.get("runtime") == "tensorrt-rtx":
+            return cls(precision=built.get("precision", "fp32"), runtime="tensorrt-rtx",
+                       compute_capabilities=tuple(built.get("compute_capabilities") or ()))
         calib = built.get("calib_dir")
         return cls(precision=built.get("precision", "fp16"), workspace_mb=int(built.get("workspace_mb", 1024)),
                    dla_core=built.get("dla_core"), calib_dir=calib if calib and Path(calib).is_dir() else None)
@@ -141,39 +178,103 @@ def _add_profile(builder: Any, network: Any, config: Any, max_batch: int) -> Non
     config.add_optimization_profile(profile)
 
 
-def default_plan_path(onnx_path: str | Path, precision: str) -> Path:
-    """`<name>.<precision>.plan` beside `<name>.onnx`: its sidecar `<name>.<precision>.json` keeps the ONNX's own."""
+def default_plan_path(onnx_path: str | Path, precision: str, runtime: str = "tensorrt") -> Path:
+    """`<name>.<precision>.plan` (TensorRT) or `<name>.rtx.plan` (TensorRT-RTX: its precision is the ONNX's, so an
+    fp16 export `<name>.fp16.onnx` gives `<name>.fp16.rtx.plan`) beside the ONNX; each with its own sidecar."""
     onnx_path = Path(onnx_path)
-    return onnx_path.with_name(f"{onnx_path.stem}.{precision}.plan")
+    tag = "rtx" if runtime == "tensorrt-rtx" else precision
+    return onnx_path.with_name(f"{onnx_path.stem}.{tag}.plan")
+
+
+def _collecting_logger(trt: Any) -> Any:
+    """A logger that prints warnings as TensorRT's own does and keeps the errors, for one-line EngineErrors."""
+
+    class Collecting(trt.ILogger):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, severity: Any, msg: str) -> None:
+            if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
+                self.errors.append(" ".join(str(msg).split()))
+            if severity <= trt.ILogger.Severity.WARNING:
+                log.warning("%s: %s", trt.__name__, msg)
+
+    return Collecting()
+
+
+def parse_onnx(trt: Any, onnx_path: Path) -> tuple[Any, Any, Any, Any]:
+    """(logger, builder, network, parser) of the ONNX file; EngineError naming each node the parser rejects."""
+    logger = _collecting_logger(trt)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10 and TensorRT-RTX
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(_parser_error(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EngineError(f"{trt.__name__}'s ONNX parser rejected {onnx_path}: {errors}")
+    return logger, builder, network, parser
+
+
+def _parser_error(err: Any) -> str:
+    try:
+        where = f"node {err.node()} '{err.node_name()}' ({err.node_operator()})" if err.node() >= 0 else "the graph"
+        return f"{where}: {err.desc()}"
+    except AttributeError:  # older bindings without the node accessors
+        return str(err)
 
 
 def build_plan(onnx_path: str | Path, plan_path: str | Path | None = None, options: BuildOptions | None = None
                ) -> Path:
     """Parse the ONNX model, build, serialize; writes the plan and its sidecar atomically. Returns the plan path."""
-    import torch
-
-    from .backends.trt_backend import import_tensorrt, machine_signature
-
     options = options or BuildOptions()
     onnx_path = Path(onnx_path)
-    plan_path = Path(plan_path) if plan_path else default_plan_path(onnx_path, options.precision)
+    plan_path = Path(plan_path) if plan_path else default_plan_path(onnx_path, options.precision, options.runtime)
     if plan_path.suffix not in (".plan", ".engine"):
         raise ValueError(f"the plan must end in .plan or .engine, got {plan_path}")
     if plan_path.with_suffix(".json").resolve() == onnx_path.with_suffix(".json").resolve():
         raise ValueError(f"plan {plan_path.name} would share its sidecar with {onnx_path.name}: name it "
-                         f"{default_plan_path(onnx_path, options.precision).name}")
+                         f"{default_plan_path(onnx_path, options.precision, options.runtime).name}")
     spec = read_sidecar(onnx_path)
     verify_sha256(onnx_path, spec.get("sha256"), "model file")
-    trt = import_tensorrt()
+    t0 = time.perf_counter()
+    if options.runtime == "tensorrt-rtx":
+        serialized, block = _build_rtx(onnx_path, spec, options)
+    else:
+        serialized, block = _build_tensorrt(onnx_path, spec, plan_path, options)
+    block["build_s"] = round(time.perf_counter() - t0, 3)
+    _write_plan(plan_path, serialized, spec, onnx_path, block)
+    return plan_path
+
+
+def _build_rtx(onnx_path: Path, spec: EngineSpec, options: BuildOptions) -> tuple[bytes, dict[str, Any]]:
+    """Ahead of time, no GPU needed: the engine holds code for each target compute capability."""
+    trt = import_runtime("tensorrt-rtx")
+    logger, builder, network, _ = parse_onnx(trt, onnx_path)
+    config = builder.create_builder_config()
+    targets = options.compute_capabilities
+    if targets:
+        config.num_compute_capabilities = len(targets)
+        for i, name in enumerate(targets):
+            if not config.set_compute_capability(getattr(trt.ComputeCapability, name), i):
+                raise EngineError(f"TensorRT-RTX {trt.__version__} refused compute capability {name}")
+    log.info("building a TensorRT-RTX engine from %s for %s", onnx_path, ", ".join(targets) or "its default targets")
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        why = "; ".join(logger.errors[-3:]) or "see its log above"
+        raise EngineError(f"TensorRT-RTX failed to build an engine from {onnx_path}: {why}")
+    return bytes(serialized), {"runtime": "tensorrt-rtx", "version": str(trt.__version__),
+                               "compute_capabilities": list(targets) or ["default"],
+                               "precision": str(spec.get("precision", "fp32"))}
+
+
+def _build_tensorrt(onnx_path: Path, spec: EngineSpec, plan_path: Path, options: BuildOptions
+                    ) -> tuple[bytes, dict[str, Any]]:
+    import torch
+
+    trt = import_runtime("tensorrt")
     if not torch.cuda.is_available():
         raise EngineError("building a TensorRT plan needs a CUDA GPU; none is visible here")
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes(), str(onnx_path.parent)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise EngineError(f"TensorRT's ONNX parser rejected {onnx_path}: {errors}")
+    logger, builder, network, _ = parse_onnx(trt, onnx_path)
     config = builder.create_builder_config()
     _add_profile(builder, network, config, options.max_batch)
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_mb) << 20)
@@ -195,25 +296,32 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path | None = None, optio
     log.info("building TensorRT %s plan from %s", options.precision, onnx_path)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise EngineError(f"TensorRT failed to build a plan from {onnx_path} (see the TensorRT log above)")
+        why = "; ".join(logger.errors[-3:]) or "see the TensorRT log above"
+        raise EngineError(f"TensorRT failed to build a plan from {onnx_path}: {why}")
     with atomic_path(cache_path) as tmp:
         tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
+    return bytes(serialized), {
+        "runtime": "tensorrt", **machine_signature(), "precision": options.precision,
+        "workspace_mb": options.workspace_mb, "dla_core": options.dla_core,
+        "calib_dir": str(options.calib_dir) if options.calib_dir else None}
+
+
+def _write_plan(plan_path: Path, serialized: bytes, spec: EngineSpec, onnx_path: Path, block: dict[str, Any]) -> None:
+    """The plan and its own sidecar (the ONNX's, with `tensorrt` added), each written atomically."""
     sidecar = dict(spec)
     sidecar.pop("weights_file", None)
     sidecar.pop("weights_sha256", None)
+    sidecar.pop("cpu_latency_ms", None)  # measured for the ONNX, not for this plan
     sidecar["model_file"] = plan_path.name
     sidecar["tensorrt"] = {
-        **machine_signature(), "precision": options.precision, "workspace_mb": options.workspace_mb,
-        "dla_core": options.dla_core, "calib_dir": str(options.calib_dir) if options.calib_dir else None,
+        **block,
         "source_onnx": onnx_path.name if onnx_path.parent.resolve() == plan_path.parent.resolve()
         else str(onnx_path.resolve()),
         "source_sha256": spec.get("sha256"),
         "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     with atomic_path(plan_path) as tmp:
-        tmp.write_bytes(bytes(serialized))
+        tmp.write_bytes(serialized)
         sidecar["sha256"] = sha256_file(tmp)
         write_json(plan_path.with_suffix(".json"), sidecar)
-    log.info("wrote %s (%s, TensorRT %s on %s)", plan_path, options.precision, sidecar["tensorrt"]["version"],
-             sidecar["tensorrt"]["gpu"])
-    return plan_path
+    log.info("wrote %s (%s %s)", plan_path, block["runtime"], block.get("version"))
