@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -15,12 +16,36 @@ from depth_perception.cli import main  # noqa: E402
 from depth_perception.engines import load_engine, sha256_file  # noqa: E402
 from depth_perception.engines.build import BuildOptions, calibration_batches, default_plan_path  # noqa: E402
 from depth_perception.engines.export import ParityError, export_module  # noqa: E402
+
+export_module_ = export_module  # the real one, which the autouse fixture below wraps
 from depth_perception.engines.opcheck import UnsupportedOpError, supported_ops, unsupported_ops  # noqa: E402
 from depth_perception.engines.spec import read_sidecar  # noqa: E402
 from depth_perception.models.registry import build_model  # noqa: E402
 from depth_perception.training.checkpoint import save_checkpoint  # noqa: E402
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+
+
+@pytest.fixture(autouse=True)
+def every_export_builds_with_tensorrt_rtx(monkeypatch):
+    """Each model these tests export is then built by TensorRT-RTX's own ONNX parser and builder, ahead of time on
+    the CPU: a graph TensorRT cannot take fails here with the parser's message naming the node."""
+    from depth_perception.engines.build import build_plan
+
+    exported = []
+
+    def recording(*args, **kwargs):
+        path = export_module_(*args, **kwargs)
+        exported.append(path)
+        return path
+
+    monkeypatch.setattr(sys.modules[__name__], "export_module", recording)
+    yield
+    for path in exported:
+        if path.is_file():  # still there: a test may have replaced or removed it on purpose
+            plan = build_plan(path, path.with_name(f"{path.stem}.rtx.plan"),
+                              BuildOptions(precision="fp32", runtime="tensorrt-rtx"))
+            assert plan.stat().st_size > 0
 
 
 class _Deploy(torch.nn.Module):
@@ -168,7 +193,7 @@ def test_export_cli_errors_are_one_line_with_exit_codes(checkpoint, tmp_path, ca
 def test_build_engine_without_tensorrt_exits_1_with_one_line(tmp_path, capsys):
     module = build_model("tiny_depth", kind="mono", height=16, width=32)
     path = export_module(module, tmp_path / "m.onnx", "tiny_depth", module.config)
-    assert main(["build-engine", str(path), "--fp16"]) == 1
+    assert main(["build-engine", str(path), "--runtime", "tensorrt", "--fp16"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "TensorRT is not installed" in err[0]
 

@@ -42,13 +42,13 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("neither TensorRT (import tensorrt) nor TensorRT-RTX (import tensorrt_rtx) is installed here: "
                        "pip install tensorrt-rtx-cu12, or build plans on the target (JetPack)", 1)
     rtx = runtime == "tensorrt-rtx"
-    if rtx and args.precision == "fp16":
-        raise CliError("TensorRT-RTX takes its precision from the ONNX: build the fp16 model that "
-                       "`depth-perception export --fp16` writes (MODEL.fp16.onnx)")
     try:
         precision = args.precision or ("fp32" if rtx else "fp16")
-        if rtx:
+        if rtx and args.precision != "int8":  # int8 is refused by BuildOptions, naming the TensorRT option
             precision = str(read_sidecar(onnx).get("precision", "fp32"))
+            if args.precision not in (None, precision):
+                raise CliError(f"TensorRT-RTX takes its precision from the ONNX ({onnx.name} is {precision}): for "
+                               "fp16 build the model that `depth-perception export --fp16` writes (MODEL.fp16.onnx)")
         options = BuildOptions(precision=precision, workspace_mb=args.workspace_mb, dla_core=args.dla_core,
                                calib_dir=args.calib_dir, calib_limit=args.calib_limit,
                                timing_cache=args.timing_cache, runtime=runtime,
@@ -57,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     try:
         plan = build_plan(onnx, args.out, options)
+    except EngineError as exc:  # an EngineError is a ValueError too: a build that failed inside, exit 1
+        raise CliError(str(exc), 1) from None
     except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    except EngineError as exc:
-        raise CliError(str(exc), 1) from exc
+        raise CliError(str(exc)) from None
     built = read_sidecar(plan)["tensorrt"]
     targets = f", for {' '.join(built['compute_capabilities'])}" if rtx else ""
     print(f"wrote {plan} ({runtime} {built['version']}, {precision}{targets}, {plan.stat().st_size / 1e6:.1f} MB "

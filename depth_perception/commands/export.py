@@ -31,10 +31,10 @@ def _fp16(onnx_path: Path, out: str | None, tolerance: float) -> Path:
 
     try:
         path = export_fp16(onnx_path, out, tolerance)
+    except EngineError as exc:  # a subclass of ValueError: parity missed, exit 1
+        raise CliError(str(exc), 1) from None
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    except EngineError as exc:
-        raise CliError(str(exc), 1) from None
     parity = read_sidecar(path)["fp16"]["parity_vs_fp32"]
     figures = ", ".join(f"{k} median {v['median_rel']:.2%} p99 {v['p99_rel']:.1%}" for k, v in parity.items())
     print(f"exported {path} (fp16, fp32 inputs and outputs; relative error against fp32: {figures})")

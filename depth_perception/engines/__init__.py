@@ -247,7 +247,7 @@ def load_engine(path: str | os.PathLike[str], backend: str = "auto", device: str
 
 def _load_plan(path: Path, spec: EngineSpec, rebuild: bool) -> Engine:
     """A plan for this runtime and GPU; otherwise rebuilt from its source ONNX (same options) or refused."""
-    from .backends.trt_backend import TrtEngine, import_runtime, plan_mismatch, plan_runtime
+    from .backends.trt_backend import TrtEngine, import_runtime, plan_mismatch, plan_runtime, runtime_available
 
     if path.suffix == ".onnx":
         plan = runnable_plan(path)
@@ -258,6 +258,9 @@ def _load_plan(path: Path, spec: EngineSpec, rebuild: bool) -> Engine:
             plan = _first_build(path)
         path, spec = plan, read_sidecar(plan)
     import_runtime(plan_runtime(spec))
+    runs, why_not = runtime_available(plan_runtime(spec))
+    if not runs:  # before any validity check or rebuild: nothing here could run the result
+        raise EngineError(f"the tensorrt backend cannot run {path.name} ({plan_runtime(spec)}) here: {why_not}")
     why = plan_mismatch(spec, path.read_bytes() if plan_runtime(spec) == "tensorrt-rtx" else None)
     if why is not None:
         built = spec.get("tensorrt") or {}

@@ -83,8 +83,9 @@ class BuildOptions:
     def from_sidecar(cls, built: dict[str, Any]) -> BuildOptions:
         """The options a plan was built with (its sidecar's `tensorrt` block), to rebuild it the same way."""
         if built.get("runtime") == "tensorrt-rtx":
+            targets = [c for c in built.get("compute_capabilities") or () if c != "default"]
             return cls(precision=built.get("precision", "fp32"), runtime="tensorrt-rtx",
-                       compute_capabilities=tuple(built.get("compute_capabilities") or ()))
+                       compute_capabilities=tuple(targets))
         calib = built.get("calib_dir")
         return cls(precision=built.get("precision", "fp16"), workspace_mb=int(built.get("workspace_mb", 1024)),
                    dla_core=built.get("dla_core"), calib_dir=calib if calib and Path(calib).is_dir() else None)
@@ -251,6 +252,7 @@ def _build_rtx(onnx_path: Path, spec: EngineSpec, options: BuildOptions) -> tupl
     trt = import_runtime("tensorrt-rtx")
     logger, builder, network, _ = parse_onnx(trt, onnx_path)
     config = builder.create_builder_config()
+    _add_profile(builder, network, config, options.max_batch)
     targets = options.compute_capabilities
     if targets:
         config.num_compute_capabilities = len(targets)
