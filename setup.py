@@ -18,6 +18,8 @@ setup(
     ],
     package_data={PACKAGE: ["py.typed", "engines/tensorrt_onnx_ops.txt"]},
     install_requires=["setuptools", "numpy", "pyyaml"],
+    # optional engine runtimes; ROS installs get them through package.xml / pip (README)
+    extras_require={"tensorrt-rtx": ["tensorrt-rtx-cu12"], "onnx": ["onnxruntime", "onnx"]},
     zip_safe=True,
     maintainer="depth_perception maintainers",
     maintainer_email="depth-perception@example.com",
