@@ -1,7 +1,9 @@
 """Test session setup: isolate DDS traffic and ROS logs, keep torch to the machine's cores."""
+import logging
 import os
 import random
 import shutil
+import sys
 import tempfile
 
 # Set before rclpy is imported anywhere: a random domain per test session, localhost discovery only.
@@ -28,6 +30,20 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(autouse=True)
+def _our_loggers_propagate():
+    """The real `launch` (a ROS distro; imported when the launch tests are collected) sets a logger class whose
+    loggers never propagate, so every logger created afterwards, ours included, hid its records from caplog.
+    Launch's own loggers keep their setting; ours propagate again, and new loggers are plain ones."""
+    if "launch" in sys.modules:
+        if logging.getLoggerClass() is not logging.Logger:
+            logging.setLoggerClass(logging.Logger)
+        for name, logger in list(logging.Logger.manager.loggerDict.items()):
+            if name.split(".")[0] == "depth_perception" and isinstance(logger, logging.Logger):
+                logger.propagate = True
+    yield
 
 
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001

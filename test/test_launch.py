@@ -97,3 +97,37 @@ def test_launch_descriptions_build_where_launch_ros_is_installed(name):
     declared = {a.name for a in description.entities if isinstance(a, DeclareLaunchArgument)}
     assert "config" in declared
     assert LaunchContext is not None
+
+
+def test_missing_executables_are_named_before_anything_starts():
+    from depth_perception.nodes.launch_helpers import missing_executables
+
+    def nothing(_name):
+        return None
+
+    def no_package(name):
+        raise LookupError(name)
+
+    missing = missing_executables(True, which=nothing, package_prefix=no_package)
+    assert len(missing) == 2 and "ros2 bag" in missing[0] and "rviz:=false" in missing[1]
+    assert missing_executables(False, need_bag=False, which=nothing, package_prefix=no_package) == []
+
+
+def test_kitti_replay_without_ros2_bag_or_rviz_stops_and_leaves_no_node_running(tmp_path):
+    pytest.importorskip("launch_ros", reason="launch_ros is not a pip wheel; runs in a ROS 2 distro")
+    import os
+    import subprocess
+    import sys
+
+    source = str(LAUNCH / "kitti_replay.launch.py")
+    code = ("import sys; from launch import LaunchService; from launch.actions import IncludeLaunchDescription\n"
+            "from launch.launch_description_sources import PythonLaunchDescriptionSource as Source\n"
+            "ls = LaunchService(argv=[])\n"
+            f"ls.include_launch_description(IncludeLaunchDescription(Source({source!r}),"
+            " launch_arguments={'bag': '/nonexistent.mcap'}.items()))\n"
+            "sys.exit(ls.run())\n")
+    env = dict(os.environ, PATH=str(tmp_path))  # no ros2 on the PATH, and no rviz2 package in the ament index
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    out = result.stdout + result.stderr
+    assert "cannot start: missing" in out and "ros2 bag" in out, out[-3000:]
+    assert "process started" not in out and "stereo_depth_node" not in out, out[-3000:]

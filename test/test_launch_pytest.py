@@ -31,9 +31,13 @@ SCENE = PlaneScene(PinholeCamera(160, 96, 120.0, 120.0, 79.5, 47.5), baseline=0.
 
 @launch_pytest.fixture
 def stereo_launch():
+    # the launch file's config (vehicle.yaml) remaps the inputs to /stereo/...: its remapping arguments put them
+    # back under NS, where the driver publishes, and so check that those arguments work
+    inputs = {f"{side}_{name}": topic(NS, f"{side}/{rel}") for side in ("left", "right")
+              for name, rel in (("image", "image_rect"), ("camera_info", "camera_info"))}
     include = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(LAUNCH / "stereo_depth.launch.py")),
-        launch_arguments={"stereo_namespace": NS, "stereo_engine": "classical"}.items())
+        launch_arguments={"stereo_namespace": NS, "stereo_engine": "classical", **inputs}.items())
     return LaunchDescription([include, launch_pytest.actions.ReadyToTest()])
 
 

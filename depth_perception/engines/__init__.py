@@ -32,7 +32,19 @@ PLAN_SUFFIXES = (".plan", ".engine")
 
 
 def _importable(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a module set to None in sys.modules, or a broken parent package
+        return False
+
+
+def missing_runtime() -> str | None:
+    """Why no learned engine can run here (neither onnxruntime nor torch imports), or None when one can."""
+    if _importable("onnxruntime") or _importable("torch"):
+        return None
+    return ("no engine runtime is installed: neither onnxruntime nor torch imports (in a ROS install: rosdep "
+            "install --from-paths src brings onnxruntime through the python3-onnxruntime-pip key; or pip install "
+            "onnxruntime)")
 
 
 def available_backends() -> list[str]:

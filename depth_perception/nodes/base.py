@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import sys
 import threading
 import time
@@ -379,7 +380,11 @@ class DepthNodeBase(Node):
             self._loading = False
         engine = getattr(pipeline, "engine", None)
         runtime = f" ({engine.backend} on {engine.device})" if engine is not None else ""
-        self.get_logger().info(f"engine ready: {getattr(pipeline, 'name', config.engine)}{runtime}")
+        fallback = getattr(pipeline, "fallback", "")
+        if fallback:  # a learned engine was asked for and cannot run: say so once, loudly
+            self.get_logger().warning(f"engine ready: {getattr(pipeline, 'name', config.engine)}; {fallback}")
+        else:
+            self.get_logger().info(f"engine ready: {getattr(pipeline, 'name', config.engine)}{runtime}")
 
     @property
     def pipeline(self) -> Any:
@@ -579,6 +584,8 @@ class DepthNodeBase(Node):
             "engine": getattr(pipeline, "name", self._values["engine"]) if pipeline is not None else "none",
             "engine_loading": loading,
         }
+        if getattr(pipeline, "fallback", ""):
+            values["engine_fallback"] = pipeline.fallback
         engine = getattr(pipeline, "engine", None)
         if engine is not None:  # the runtime `backend: auto` chose, e.g. torch for NLSPN on a CPU
             values["backend"], values["device"] = str(engine.backend), str(engine.device)
@@ -609,22 +616,33 @@ class DepthNodeBase(Node):
         self.pub_diagnostics.publish(diagnostic_array([status], self.get_clock().now().to_msg()))
 
     # -- shutdown ---------------------------------------------------------------------------------------------
-    def destroy_node(self) -> None:
+    def destroy_node(self, timeout_s: float = 60.0) -> None:
+        """Stop the worker and wait up to `timeout_s` for a frame in the engine and an engine still loading.
+
+        In-process users (tests, `depth-perception run`) wait: exiting while an ONNX Runtime session is being
+        built in C++ aborts the process ("terminate called without an active exception"). A node process that
+        got SIGINT waits a short time instead and then leaves at once (see run_node): launch escalates to SIGKILL
+        after 5 s, and a stereo frame on a CPU takes about one.
+        """
         with self._cond:
             self._stop = True
             self._cond.notify_all()
+        deadline = time.monotonic() + timeout_s
         worker = self._worker
         if worker is not None and worker.is_alive() and threading.current_thread() is not worker:
-            worker.join(timeout=10.0)
-        # An engine still loading (an ONNX Runtime session being built in C++) when the process exits aborts it
-        # ("terminate called without an active exception"): wait for the load to finish, then drop it.
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
         with self._lock:
             self._load_generation += 1  # whatever finishes now is stale and will not be installed
             loaders = list(self._loaders)
         for loader in loaders:
             if loader is not threading.current_thread():
-                loader.join(timeout=60.0)
+                loader.join(timeout=max(0.0, deadline - time.monotonic()))
         super().destroy_node()
+
+    def busy_threads(self) -> list[str]:
+        """Names of this node's worker and loader threads still running (an engine call in progress)."""
+        threads = [self._worker, *self._loaders]
+        return [t.name for t in threads if t is not None and t.is_alive()]
 
 
 def transform_cloud(cloud: PointCloud2, T: np.ndarray, frame_id: str) -> PointCloud2:  # noqa: N803
@@ -637,8 +655,12 @@ def transform_cloud(cloud: PointCloud2, T: np.ndarray, frame_id: str) -> PointCl
     return array_to_pointcloud2(arr, header=copy_header(cloud.header, frame_id))
 
 
+SHUTDOWN_WAIT_S = 0.5  # after SIGINT / SIGTERM, how long a node process waits for an engine call to return
+
+
 def run_node(node_class: Callable[..., Node], args: Sequence[str] | None = None) -> None:
-    """The console entry of a node: init, spin in a multi-threaded executor, Ctrl-C stops cleanly."""
+    """The console entry of a node: init, spin in a multi-threaded executor; SIGINT or SIGTERM stops it within a
+    second, even in the middle of an engine call (the call is abandoned: the process leaves without waiting)."""
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
@@ -659,6 +681,13 @@ def run_node(node_class: Callable[..., Node], args: Sequence[str] | None = None)
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     finally:
+        busy: list[str] = []
         if node is not None:
-            node.destroy_node()
+            node.destroy_node(timeout_s=SHUTDOWN_WAIT_S)
+            busy = node.busy_threads()
         rclpy.try_shutdown()
+        if busy:  # a C++ engine call cannot be interrupted; waiting for it would get us SIGKILLed by launch
+            print(f"{node_class.__name__}: stopping with {', '.join(busy)} still in the engine", file=sys.stderr,
+                  flush=True)
+            sys.stdout.flush()
+            os._exit(0)

@@ -75,6 +75,28 @@ def node_arguments(default_config: str, kinds: tuple[str, ...] = KINDS, topics: 
     return args
 
 
+def missing_executables(need_rviz: bool, need_bag: bool = True, which: Any = None, package_prefix: Any = None,
+                        ) -> list[str]:
+    """What kitti_replay.launch.py needs and this install lacks, each with how to get it: `ros2 bag` (rosbag2) and,
+    when RViz is asked for, rviz2. Checked before anything starts, so a failed launch leaves no node behind."""
+    import importlib.util
+    import shutil
+
+    which = which or shutil.which
+    missing = []
+    if need_bag and (which("ros2") is None or importlib.util.find_spec("ros2bag") is None):
+        missing.append("`ros2 bag` (install ros-$ROS_DISTRO-rosbag2, or replay with `depth-perception run "
+                       "config/kitti.yaml --bag BAG`)")
+    if need_rviz:
+        if package_prefix is None:
+            from ament_index_python.packages import get_package_prefix as package_prefix
+        try:
+            package_prefix("rviz2")
+        except Exception:  # noqa: BLE001 - PackageNotFoundError, or no ament index at all
+            missing.append("rviz2 (install ros-$ROS_DISTRO-rviz2, or pass rviz:=false)")
+    return missing
+
+
 def node_actions(context: Any, kinds: tuple[str, ...] = KINDS, topics: bool = False) -> list[Any]:
     """launch_ros Node actions for the config's enabled nodes of the given kinds (an OpaqueFunction body)."""
     from launch.substitutions import LaunchConfiguration

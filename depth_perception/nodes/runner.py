@@ -38,7 +38,8 @@ NODE_CLASSES = {
     "stereo": ("depth_perception.nodes.stereo_depth_node", "StereoDepthNode"),
     "completion": ("depth_perception.nodes.depth_completion_node", "DepthCompletionNode"),
 }
-EXTRA_PARAMETERS = {"use_sim_time": False}  # declared by every rclpy node
+# declared by rclpy itself on every node (start_type_description_service: Iron and newer)
+EXTRA_PARAMETERS = {"use_sim_time": False, "start_type_description_service": True}
 
 
 def node_class(kind: str) -> type:

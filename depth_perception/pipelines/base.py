@@ -1,6 +1,7 @@
 """What every depth pipeline returns, and the one colormap used for pictures and `depth/colorized`."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from ..geometry.camera import PinholeCamera
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -104,16 +107,27 @@ def check_engine_and_range(engine: str, min_depth: float, max_depth: float, choi
         raise ValueError(f"max_depth must be > min_depth ({min_depth}), got {max_depth}")
 
 
-def resolve_engine_path(engine: str, kind: str, shipped: Callable[[], Path | None]) -> Path | None:
-    """A pipeline's `engine` setting as a path: None for 'classical', and for 'auto' when nothing ships."""
+def resolve_engine_path(engine: str, kind: str, shipped: Callable[[], Path | None]) -> tuple[Path | None, str]:
+    """A pipeline's `engine` setting as (path, why it fell back): path None for 'classical', and for 'auto' when
+    nothing ships or when no runtime for a learned engine can be imported. In that last case `why` says so: a node
+    of a ROS install without onnxruntime publishes classical depth with a warning instead of failing to load
+    again and again."""
     if engine == "classical":
-        return None
+        return None, ""
     if engine == "auto":
-        return shipped()
+        path = shipped()
+        if path is not None:
+            from ..engines import missing_runtime
+
+            why = missing_runtime()
+            if why is not None:
+                log.warning("%s engine 'auto': %s; using the classical engine", kind, why)
+                return None, f"engine 'auto' fell back to the classical engine: {why}"
+        return path, ""
     path = Path(engine)
     if not path.exists():
         raise FileNotFoundError(f"{kind} engine not found: {path}")
-    return path
+    return path, ""
 
 
 def open_engine(path: Path, kind: str, backend: str, device: str) -> Any:

@@ -61,7 +61,7 @@ class CompletionPipeline:
     def __init__(self, config: CompletionPipelineConfig | None = None) -> None:
         self.config = config or CompletionPipelineConfig()
         cfg = self.config
-        engine_path = resolve_engine_path(cfg.engine, "completion", default_engine_path)
+        engine_path, self.fallback = resolve_engine_path(cfg.engine, "completion", default_engine_path)
         self.engine: Any = None
         self.ipbasic = IpBasicConfig(max_depth=max(100.0, cfg.max_depth + 10.0), extrapolate=cfg.classical_extrapolate,
                                      blur=cfg.classical_blur)

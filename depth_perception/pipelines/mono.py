@@ -158,6 +158,11 @@ class MonoPipeline:
             path = Path(cfg.engine)
             if not path.exists():
                 raise FileNotFoundError(f"mono engine not found: {path}")
+        from ..engines import EngineError, missing_runtime
+
+        why = missing_runtime()
+        if why is not None:  # monocular depth has no classical engine to fall back to
+            raise EngineError(f"the mono node needs a learned engine, and {why}")
         self.engine = _open_engine(path, cfg.backend, cfg.device)
         spec = self.engine.spec
         if spec.get("kind") != "mono":

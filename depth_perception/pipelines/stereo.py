@@ -73,7 +73,7 @@ class StereoPipeline:
     def __init__(self, config: StereoPipelineConfig | None = None) -> None:
         self.config = config or StereoPipelineConfig()
         cfg = self.config
-        engine_path = resolve_engine_path(cfg.engine, "stereo", default_engine_path)
+        engine_path, self.fallback = resolve_engine_path(cfg.engine, "stereo", default_engine_path)
         self.engine: Any = None
         self.classical: ClassicalStereo | None = None
         if engine_path is None:
