@@ -32,7 +32,7 @@ def test_a_node_busy_in_its_engine_stops_within_a_second_of_a_signal(sig, tmp_pa
     env = dict(os.environ, PYTHONPATH=str(ROOT), ROS_LOG_DIR=str(tmp_path))
     proc = subprocess.Popen(
         [sys.executable, "-m", "depth_perception.nodes.stereo_depth_node", "--ros-args", "-r", f"__ns:={ns}",
-         "-p", "engine:=classical", "-p", "planes:=512"],
+         "-p", "engine:=classical", "-p", "planes:=512", "-p", "use_sim_time:=true"],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with RosSession() as session:
