@@ -11,6 +11,8 @@ import importlib
 import os
 import sys
 
+from .errors import CliError
+
 # name -> (module under depth_perception.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "render a synthetic drive in the KITTI raw layout"),
@@ -25,14 +27,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "benchmarks {core,engine,node}"),
     "demo": ("demo", "the end-to-end demo: synth -> bag -> nodes -> report"),
 }
-
-
-class CliError(Exception):
-    """A failure to report as one line; `code` 2 for bad usage or input, 1 for a failure inside."""
-
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _available() -> dict[str, tuple[str, str]]:

@@ -2,6 +2,7 @@
 import logging
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -46,7 +47,40 @@ def _our_loggers_propagate():
     yield
 
 
-def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
-    """Remove this session's ROS logs when everything passed; keep them to read after a failure."""
+# A skip is allowed only for one of these reasons: something outside this project that a machine may lack (a ROS
+# distro's packages, a GPU). Any other skip, above all one caused by our own code failing to import, fails the
+# session (README "Tests").
+ALLOWED_SKIPS = (
+    r"launch_pytest is not a pip wheel",
+    r"launch_ros is not a pip wheel",
+    r"could not import 'cv_bridge'",
+    r"could not import 'sensor_msgs_py",
+    r"needs CUDA",
+    r"TensorRT-RTX engines run on RTX-class GPUs only",
+    r"an RTX-class GPU is present",
+    r"TensorRT is installed here",
+    r"could not import .tensorrt.",
+)
+_bad_skips: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if not any(re.search(pattern, reason) for pattern in ALLOWED_SKIPS):
+            _bad_skips.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
+    if _bad_skips:
+        terminalreporter.section("skips outside the allow-list (test/conftest.py ALLOWED_SKIPS)", red=True)
+        for line in _bad_skips:
+            terminalreporter.line(line)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail a session with a skip outside the allow-list; remove its ROS logs when everything passed."""
+    if _bad_skips and exitstatus == 0:
+        session.exitstatus = exitstatus = 1
     if exitstatus == 0 and os.environ.get("ROS_LOG_DIR") == _log_dir:
         shutil.rmtree(_log_dir, ignore_errors=True)

@@ -140,9 +140,8 @@ def test_infer_completion_without_lidar_extrinsics_is_a_one_line_error(tmp_path,
 
 
 def test_an_exported_engine_gives_the_checkpoints_depth_through_the_pipeline(tmp_path):
-    pytest.importorskip("depth_perception.engines.export")
     pytest.importorskip("onnxruntime")
-    from depth_perception.training.completion_train import export_trained
+    from depth_perception.commands.train_completion import export_trained
 
     ckpt = save_checkpoint_engine(tmp_path / "ckpt", height=48, width=96)
     onnx = export_trained(ckpt, tmp_path / "completion.onnx", {"training": {"steps": 0}, "metrics": {}})

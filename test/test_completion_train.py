@@ -125,7 +125,6 @@ def test_epochs_convert_to_steps_and_empty_data_is_a_one_line_error(tmp_path, dr
 
 
 def test_export_writes_an_engine_that_the_pipeline_runs(tmp_path, drives):
-    pytest.importorskip("depth_perception.engines.export")
     train, held_out = drives
     out, engine = tmp_path / "run", tmp_path / "completion.onnx"
     assert main(["train", "completion", "--data", str(train), "--out", str(out), "--steps", "1", "--arch",

@@ -231,8 +231,8 @@ def stereo_rig():
     from sensor_msgs.msg import Image
 
     from depth_perception.geometry import PinholeCamera
-    from depth_perception.nodes.harness import STEREO_INPUTS, Driver, PlaneScene, RosSession, topic
     from depth_perception.nodes.stereo_depth_node import StereoDepthNode
+    from depth_perception.ros.node_driver import STEREO_INPUTS, Driver, PlaneScene, RosSession, topic
 
     camera = PinholeCamera(160, 96, 100.0, 100.0, 79.5, 47.5)
     params = {"engine": "classical", "planes": 32, "min_depth": 2.0, "max_depth": 40.0}
@@ -267,7 +267,7 @@ def test_a_node_rejects_a_device_it_cannot_use_at_run_time(stereo_rig):
 
 
 def test_sets_older_than_the_last_published_and_duplicate_stamps_are_dropped_and_counted(stereo_rig):
-    from depth_perception.nodes.harness import exchange, publish_set, stamp_of, stereo_messages, topic
+    from depth_perception.ros.node_driver import exchange, publish_set, stamp_of, stereo_messages, topic
 
     node, driver, scene = stereo_rig
     t = 1_700_000_900 * 10**9

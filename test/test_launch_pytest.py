@@ -13,7 +13,8 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource  # n
 from sensor_msgs.msg import Image  # noqa: E402
 
 from depth_perception.geometry import PinholeCamera  # noqa: E402
-from depth_perception.nodes.harness import (  # noqa: E402
+from depth_perception.ros.image import depth_image_to_numpy  # noqa: E402
+from depth_perception.ros.node_driver import (  # noqa: E402
     Driver,
     PlaneScene,
     RosSession,
@@ -21,7 +22,6 @@ from depth_perception.nodes.harness import (  # noqa: E402
     stereo_messages,
     topic,
 )
-from depth_perception.ros.image import depth_image_to_numpy  # noqa: E402
 from launch import LaunchDescription  # noqa: E402
 
 LAUNCH = Path(__file__).resolve().parents[1] / "launch"

@@ -149,7 +149,6 @@ def test_cli_trains_evaluates_and_scores_a_checkpoint(drive, tmp_path, capsys):
 
 
 def test_cli_export_writes_an_engine_with_its_sidecar(drive, tmp_path):
-    pytest.importorskip("depth_perception.engines.export")
     out, engine = tmp_path / "run", tmp_path / "mono_test.onnx"
     code = main(["train", "mono", "--data", str(drive), "--out", str(out), "--mode", "mono+stereo",
                  "--height", "32", "--width", "64", "--steps", "1", "--batch-size", "2", "--workers", "0",

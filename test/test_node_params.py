@@ -12,7 +12,10 @@ pytest.importorskip("tf2_msgs.msg")
 
 from depth_perception.geometry import PinholeCamera  # noqa: E402
 from depth_perception.nodes.depth_completion_node import DepthCompletionNode  # noqa: E402
-from depth_perception.nodes.harness import (  # noqa: E402
+from depth_perception.nodes.mono_depth_node import MonoDepthNode  # noqa: E402
+from depth_perception.nodes.stereo_depth_node import StereoDepthNode  # noqa: E402
+from depth_perception.ros.image import depth_image_to_numpy  # noqa: E402
+from depth_perception.ros.node_driver import (  # noqa: E402
     STEREO_INPUTS,
     Driver,
     PlaneScene,
@@ -21,9 +24,6 @@ from depth_perception.nodes.harness import (  # noqa: E402
     stereo_messages,
     topic,
 )
-from depth_perception.nodes.mono_depth_node import MonoDepthNode  # noqa: E402
-from depth_perception.nodes.stereo_depth_node import StereoDepthNode  # noqa: E402
-from depth_perception.ros.image import depth_image_to_numpy  # noqa: E402
 
 NS = "/test_params"
 FRAME = "cam_left"

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("tf2_msgs.msg")
 
 from depth_perception.geometry import PinholeCamera  # noqa: E402
-from depth_perception.nodes.harness import (  # noqa: E402
+from depth_perception.ros.node_driver import (  # noqa: E402
     STEREO_INPUTS,
     Driver,
     PlaneScene,

@@ -10,7 +10,8 @@ pytest.importorskip("tf2_msgs.msg")
 
 from depth_perception.geometry import PinholeCamera  # noqa: E402
 from depth_perception.nodes.depth_completion_node import DepthCompletionNode  # noqa: E402
-from depth_perception.nodes.harness import (  # noqa: E402
+from depth_perception.ros.image import depth_image_to_numpy  # noqa: E402
+from depth_perception.ros.node_driver import (  # noqa: E402
     COMPLETION_INPUTS,
     OUTPUTS,
     T_CAM_LIDAR,
@@ -21,7 +22,6 @@ from depth_perception.nodes.harness import (  # noqa: E402
     exchange,
     topic,
 )
-from depth_perception.ros.image import depth_image_to_numpy  # noqa: E402
 from depth_perception.ros.pointcloud import pointcloud2_to_array  # noqa: E402
 
 NS = "/test_completion"

@@ -6,10 +6,11 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("tf2_msgs.msg")
 torch = pytest.importorskip("torch")
-models_mono = pytest.importorskip("depth_perception.models.mono", reason="the mono model is not in this tree yet")
-
+import depth_perception.models.mono as models_mono  # noqa: E402
 from depth_perception.geometry import PinholeCamera  # noqa: E402
-from depth_perception.nodes.harness import (  # noqa: E402
+from depth_perception.nodes.mono_depth_node import MonoDepthNode  # noqa: E402
+from depth_perception.ros.image import depth_image_to_numpy  # noqa: E402
+from depth_perception.ros.node_driver import (  # noqa: E402
     MONO_INPUTS,
     OUTPUTS,
     Driver,
@@ -20,8 +21,6 @@ from depth_perception.nodes.harness import (  # noqa: E402
     image_msg,
     topic,
 )
-from depth_perception.nodes.mono_depth_node import MonoDepthNode  # noqa: E402
-from depth_perception.ros.image import depth_image_to_numpy  # noqa: E402
 
 NS = "/test_mono"
 FRAME = "cam_left"

@@ -10,7 +10,10 @@ pytest.importorskip("rclpy")
 pytest.importorskip("tf2_msgs.msg")
 
 from depth_perception.geometry import PinholeCamera  # noqa: E402
-from depth_perception.nodes.harness import (  # noqa: E402
+from depth_perception.nodes.stereo_depth_node import StereoDepthNode  # noqa: E402
+from depth_perception.ros.camera_info import camera_info_to_model  # noqa: E402
+from depth_perception.ros.image import depth_image_to_numpy, image_to_numpy  # noqa: E402
+from depth_perception.ros.node_driver import (  # noqa: E402
     OUTPUTS,
     STEREO_INPUTS,
     Driver,
@@ -20,9 +23,6 @@ from depth_perception.nodes.harness import (  # noqa: E402
     stereo_messages,
     topic,
 )
-from depth_perception.nodes.stereo_depth_node import StereoDepthNode  # noqa: E402
-from depth_perception.ros.camera_info import camera_info_to_model  # noqa: E402
-from depth_perception.ros.image import depth_image_to_numpy, image_to_numpy  # noqa: E402
 from depth_perception.ros.pointcloud import pointcloud2_to_array, unpack_rgb  # noqa: E402
 
 NS = "/test_stereo"

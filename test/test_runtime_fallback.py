@@ -43,7 +43,9 @@ def test_a_stereo_node_with_engine_auto_and_no_runtime_publishes_classical_depth
     from rclpy.parameter import Parameter
 
     from depth_perception.geometry import PinholeCamera
-    from depth_perception.nodes.harness import (
+    from depth_perception.nodes.stereo_depth_node import StereoDepthNode
+    from depth_perception.ros.image import depth_image_to_numpy
+    from depth_perception.ros.node_driver import (
         STEREO_INPUTS,
         Driver,
         PlaneScene,
@@ -52,8 +54,6 @@ def test_a_stereo_node_with_engine_auto_and_no_runtime_publishes_classical_depth
         stereo_messages,
         topic,
     )
-    from depth_perception.nodes.stereo_depth_node import StereoDepthNode
-    from depth_perception.ros.image import depth_image_to_numpy
 
     ns = "/test_fallback"
     scene = PlaneScene(PinholeCamera(160, 96, 100.0, 100.0, 79.5, 47.5), baseline=0.5, depth=10.0)

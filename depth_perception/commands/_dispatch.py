@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-KINDS = ("mono", "stereo", "completion")
+from ..kinds import KIND_NAMES as KINDS  # noqa: E402
 
 
 def add_kind_subparsers(parser: argparse.ArgumentParser, module_pattern: str) -> None:
@@ -15,19 +15,8 @@ def add_kind_subparsers(parser: argparse.ArgumentParser, module_pattern: str) ->
         p = sub.add_parser(kind)
         name = module_pattern.format(kind=kind)
         p.set_defaults(_kind_module=name)
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            p.set_defaults(_kind_missing=True)
-            continue
-        module.add_arguments(p)
+        importlib.import_module(name).add_arguments(p)
 
 
 def run_kind(args: argparse.Namespace) -> int:
-    from ..cli import CliError
-
-    if getattr(args, "_kind_missing", False):
-        raise CliError(f"'{args.kind}' is not available in this build", code=2)
     return int(importlib.import_module(args._kind_module).run(args) or 0)

@@ -1,8 +1,8 @@
 """`depth-perception bench {core,engine,node}`: timing figures for people (a table) and for CI (`--json`).
 
-Each kind lives in its own module with `add_arguments(parser)` and `run(args)`: core in `eval.bench_core`, engine in
-`engines.bench`, node in `nodes.bench`. Only the chosen kind's module is imported, so `bench core` never pays for
-torch or an engine runtime.
+Each kind's command line is its own module here (`bench_core`, `bench_engine`, `bench_node`), over the figures that
+`eval.bench_core`, `engines.bench` and `eval.bench_node` compute. Only the chosen kind's module is imported, so
+`bench core` never pays for torch or an engine runtime.
 """
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ import argparse
 import importlib
 import sys
 
-from ..cli import CliError
-
 # kind -> (module, one-line help)
 KINDS: dict[str, tuple[str, str]] = {
-    "core": ("depth_perception.eval.bench_core", "message conversions and projections at KITTI size"),
-    "engine": ("depth_perception.engines.bench", "engine inference latency per backend"),
-    "node": ("depth_perception.nodes.bench", "end-to-end node latency over rclpy"),
+    "core": ("depth_perception.commands.bench_core", "message conversions and projections at KITTI size"),
+    "engine": ("depth_perception.commands.bench_engine", "engine inference latency per backend"),
+    "node": ("depth_perception.commands.bench_node", "end-to-end node latency over rclpy"),
 }
 
 
@@ -30,32 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench_kind", metavar="{core,engine,node}")
     sub.required = True
     for kind, (module_name, help_text) in KINDS.items():
-        module = None
-        if _chosen(kind):
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name != module_name:
-                    raise
-        if module is None and _chosen(kind):
-            # Take any arguments as plain words, so run() says what is missing instead of argparse complaining.
-            p = sub.add_parser(kind, help=help_text, prefix_chars="\0", add_help=False)
-            p.add_argument("_rest", nargs="*", help=argparse.SUPPRESS)
-            p.set_defaults(_bench_missing=True)
-        else:
-            p = sub.add_parser(kind, help=help_text)
+        p = sub.add_parser(kind, help=help_text)
         p.set_defaults(_bench_module=module_name)
-        if module is not None:
-            module.add_arguments(p)
+        if _chosen(kind):
+            importlib.import_module(module_name).add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "_bench_missing", False):
-        raise CliError(f"bench {args.bench_kind} is not available yet ({args._bench_module} is missing)", 1)
-    try:
-        module = importlib.import_module(args._bench_module)
-    except ModuleNotFoundError as exc:
-        if exc.name != args._bench_module:
-            raise
-        raise CliError(f"bench {args.bench_kind} is not available yet ({args._bench_module} is missing)", 1) from None
-    return int(module.run(args) or 0)
+    return int(importlib.import_module(args._bench_module).run(args) or 0)

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cli import CliError
+from ..errors import CliError
+from ..kinds import KIND_NAMES as KINDS  # noqa: E402
 
-KINDS = ("mono", "stereo", "completion")
 CLASSICAL_FALLBACK = {"stereo": True, "completion": True, "mono": False}
 STAMP = ".demo_stamp.json"
 

@@ -1,6 +1,6 @@
 """`depth-perception eval {mono,stereo,completion}`: evaluate an engine on KITTI-layout drives.
 
-Each kind's code lives in depth_perception.eval.{kind}_eval.
+Each kind's code lives in depth_perception.commands.eval_{kind}.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ._dispatch import add_kind_subparsers, run_kind
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_kind_subparsers(parser, "depth_perception.eval.{kind}_eval")
+    add_kind_subparsers(parser, "depth_perception.commands.eval_{kind}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli import CliError
+from ..errors import CliError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli import CliError
+from ..errors import CliError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..cli import CliError
+from ..errors import CliError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

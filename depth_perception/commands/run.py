@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..cli import CliError
+from ..errors import CliError
 
 
 def start_nodes(config_path: str | Path, overrides: dict[str, dict[str, Any]] | None = None,

@@ -1,6 +1,6 @@
 """`depth-perception train {mono,stereo,completion}`: train an engine network.
 
-Each kind's code lives in depth_perception.training.{kind}_train.
+Each kind's code lives in depth_perception.commands.train_{kind}.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ._dispatch import add_kind_subparsers, run_kind
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_kind_subparsers(parser, "depth_perception.training.{kind}_train")
+    add_kind_subparsers(parser, "depth_perception.commands.train_{kind}")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,7 +26,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+from ..kinds import BACKENDS  # noqa: E402 - the one list, in kinds.py
+
 _ALIASES = {"ort": "onnxruntime", "trt": "tensorrt", "pytorch": "torch"}
 PLAN_SUFFIXES = (".plan", ".engine")
 

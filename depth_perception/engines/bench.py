@@ -8,7 +8,6 @@ On CUDA, gpu_peak_mb is torch's peak allocation (torch backend only).
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import logging
 import os
@@ -22,24 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cli import CliError
-
 log = logging.getLogger(__name__)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("artifact", help="engine file (NAME.onnx with NAME.json; NAME.safetensors for torch)")
-    parser.add_argument("--runs", type=int, default=50, help="timed runs per backend (default 50)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
-    parser.add_argument("--threads", type=int, default=0, help="intra-op threads for CPU backends (0: library default)")
-    parser.add_argument("--backends", nargs="+", help="only these configurations, e.g. onnxruntime-cpu torch-cpu")
-    parser.add_argument("--json", help="write the figures here")
-    parser.add_argument("--record", action="store_true",
-                        help="store the CPU p50 of onnxruntime and torch in the engine's sidecar (cpu_latency_ms), "
-                             "where backend=auto reads which of the two runs this engine faster on a CPU")
-    parser.add_argument("--in-process", action="store_true",
-                        help="time every backend in this process (faster; peak_mb of later backends then reads low "
-                             "because memory freed by earlier ones is reused)")
 
 
 def _rss_mb() -> float:
@@ -130,9 +112,9 @@ def _isolated(path: Path, name: str, runs: int, warmup: int, threads: int | None
 
     with tempfile.TemporaryDirectory(prefix="bench_engine_") as tmp:
         out = Path(tmp) / "one.json"
-        cmd = [sys.executable, "-m", "depth_perception.engines.bench", str(path), "--backends", name, "--runs",
-               str(runs), "--warmup", str(warmup), "--threads", str(threads or 0), "--json", str(out),
-               "--in-process", "--no-figures"]
+        opts = {"path": str(path), "backend": name, "runs": runs, "warmup": warmup, "threads": threads or 0,
+                "json": str(out)}
+        cmd = [sys.executable, "-m", "depth_perception.engines.bench", json.dumps(opts)]
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])  # the package importable as in this process
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -274,35 +256,16 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..utils import write_json
+def _child() -> int:
+    """The per-backend subprocess of an isolated benchmark: one configuration, figures as JSON (see _isolated)."""
+    import json
 
-    if args.runs < 1 or args.warmup < 0:
-        raise CliError(f"--runs must be >= 1 and --warmup >= 0, got {args.runs} and {args.warmup}")
-    if args.threads < 0:
-        raise CliError(f"--threads must be >= 0, got {args.threads}")
-    if args.record and args.backends and not {"onnxruntime-cpu", "torch-cpu"} <= set(args.backends):
-        raise CliError("--record needs onnxruntime-cpu and torch-cpu among --backends")
-    report = bench_artifact(args.artifact, args.runs, args.warmup, args.threads, args.backends,
-                            isolate=not args.in_process, figures=not getattr(args, "no_figures", False))
-    report["isolated"] = not args.in_process
-    print(format_table(report))
-    if args.json:
-        write_json(args.json, report)
-    if args.record:
-        from .spec import update_sidecar
-
-        try:
-            record = cpu_record(report)
-        except ValueError as exc:
-            raise CliError(str(exc)) from None
-        path = update_sidecar(args.artifact, "cpu_latency_ms", record)
-        print(f"recorded cpu_latency_ms in {path}: onnxruntime {record['onnxruntime']} ms, torch {record['torch']} ms")
+    opts = json.loads(sys.argv[1])
+    report = bench_artifact(opts["path"], opts["runs"], opts["warmup"], opts["threads"], [opts["backend"]],
+                            isolate=False, figures=False)
+    Path(opts["json"]).write_text(json.dumps(report))
     return 0
 
 
-if __name__ == "__main__":  # the per-backend subprocess of an isolated benchmark
-    _parser = argparse.ArgumentParser(prog="depth_perception.engines.bench")
-    add_arguments(_parser)
-    _parser.add_argument("--no-figures", action="store_true", help=argparse.SUPPRESS)
-    sys.exit(run(_parser.parse_args()))
+if __name__ == "__main__":
+    sys.exit(_child())

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 FORMAT = "depth_perception.engine/1"
-KINDS = ("mono", "stereo", "completion")
+from ..kinds import KIND_NAMES as KINDS  # noqa: E402
+
 MODEL_SUFFIXES = (".onnx", ".plan", ".engine", ".safetensors")
 REQUIRED_KEYS = ("format", "kind", "inputs", "outputs")
 

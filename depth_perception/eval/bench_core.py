@@ -11,7 +11,6 @@ bench finishes in well under a minute. Figures go to `--json` under the stable k
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import platform
@@ -36,12 +35,6 @@ T_CAM_VELO = np.array([
 ])
 LIDAR_POINTS = 120_000
 REFERENCE_SAMPLE = 20_000  # points or pixels the Python references walk; their time is scaled to the full size
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON here")
-    parser.add_argument("--repeat", type=int, default=50, help="timed runs per case (default 50)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic inputs")
 
 
 # --------------------------------------------------------------------------------------------------- inputs
@@ -265,16 +258,3 @@ def format_table(figures: dict[str, Any]) -> str:
         )
     lines.append(f"({figures['repeat']} runs per case; references timed on a subsample and scaled to full size)")
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    from ..cli import CliError
-    from ..utils import write_json
-
-    if args.repeat < 1:
-        raise CliError(f"--repeat must be >= 1, got {args.repeat}", 2)
-    figures = run_core(args.repeat, args.seed)
-    print(format_table(figures))
-    if args.json:
-        write_json(args.json, figures)
-    return 0

@@ -10,7 +10,6 @@ Ground truth beyond `--max-depth` is left out (every method's output ends there)
 """
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,25 +18,6 @@ from typing import Any
 import numpy as np
 
 from .completion_metrics import average_metrics, completion_metrics
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", default="auto",
-                        help="engine artifact, training checkpoint folder, 'auto' (shipped engine) or 'classical'; "
-                             "IP-Basic always runs beside it")
-    parser.add_argument("--data", nargs="+", required=True, help="drive folders or roots of KITTI-layout drives")
-    parser.add_argument("--json", help="write the figures here")
-    parser.add_argument("--depth-root",
-                        help="real KITTI: the depth-completion folder (train/, val/) matching the raw drives")
-    parser.add_argument("--cameras", type=int, nargs="+", default=[2])
-    parser.add_argument("--crop", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                        help="bottom-centre crop before evaluation (KITTI validation: 352 1216)")
-    parser.add_argument("--max-frames", type=int, default=0, help="per drive and camera; 0 = all")
-    parser.add_argument("--stride", type=int, default=1, help="evaluate every n-th frame")
-    parser.add_argument("--min-depth", type=float, default=0.5)
-    parser.add_argument("--max-depth", type=float, default=90.0)
-    parser.add_argument("--backend", default="auto")
-    parser.add_argument("--device", default="auto")
 
 
 def _crop(arrays: list[np.ndarray], crop: Sequence[int] | None) -> list[np.ndarray]:
@@ -129,19 +109,3 @@ def format_table(report: dict[str, Any]) -> str:
         tail += f"; learned RMSE = {report['rmse_vs_classical']:.2f} x classical"
     lines.append(tail)
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    from ..cli import CliError
-    from ..utils import write_json
-
-    try:
-        report = evaluate(args.engine, args.data, cameras=args.cameras, crop=args.crop, max_frames=args.max_frames,
-                          stride=args.stride, min_depth=args.min_depth, max_depth=args.max_depth,
-                          backend=args.backend, device=args.device, depth_root=args.depth_root)
-    except (ValueError, FileNotFoundError) as exc:
-        raise CliError(str(exc)) from exc
-    print(format_table(report))
-    if args.json:
-        write_json(args.json, report)
-    return 0

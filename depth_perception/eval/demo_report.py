@@ -21,12 +21,12 @@ import numpy as np
 
 from ..geometry.camera import PinholeCamera
 from ..geometry.projection import backproject
+from ..kinds import KIND_NAMES as KINDS  # noqa: E402
 from ..utils import atomic_path, progress, write_json
 from .completion_metrics import completion_metrics
 from .metrics import compute_depth_metrics
 from .report import birds_eye_plot, depth_panel, write_ply
 
-KINDS = ("mono", "stereo", "completion")
 LEFT, RIGHT = 2, 3
 METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 COMPLETION_KEYS = ("rmse_mm", "mae_mm", "irmse", "imae")

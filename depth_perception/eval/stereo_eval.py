@@ -138,22 +138,6 @@ def _methods(engines: list[str], args: argparse.Namespace) -> list[_Method]:
 # ----------------------------------------------------------------------------------------------- the command
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", nargs="+", required=True, help="drive folders or roots of KITTI-layout drives")
-    parser.add_argument("--engine", nargs="*", default=["classical"],
-                        help="methods besides SGBM: 'classical' and/or engine artifacts (default: classical)")
-    parser.add_argument("--json", help="write the figures here")
-    parser.add_argument("--height", type=int, default=192)
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--min-depth", type=float, default=1.0)
-    parser.add_argument("--max-depth", type=float, default=80.0)
-    parser.add_argument("--planes", type=int, default=64, help="planes of the classical sweep")
-    parser.add_argument("--max-frames", type=int, default=0, help="per drive; 0 = all")
-    parser.add_argument("--stride", type=int, default=1, help="evaluate every n-th frame")
-    parser.add_argument("--backend", default="auto")
-    parser.add_argument("--device", default="auto")
-
-
 def evaluate(args: argparse.Namespace, drives: list[Any] | None = None) -> dict[str, Any]:
     """Run every method on every selected frame of `args.data` (or of `drives`, readers already open)."""
     from ..training.stereo_data import drive_baseline, drive_depth, open_drives
@@ -229,13 +213,3 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"{name:<28}" + "".join(f"{row[c]:>11.4f}" for c in cols))
     lines.append(f"{report['frames']} frames at {report['width']}x{report['height']}")
     return "\n".join(lines)
-
-
-def run(args: argparse.Namespace) -> int:
-    from ..utils import write_json
-
-    report = evaluate(args)
-    print(format_table(report))
-    if args.json:
-        write_json(args.json, report)
-    return 0

@@ -42,6 +42,7 @@ from std_msgs.msg import Header
 
 from ..engines import check_device
 from ..geometry.camera import PinholeCamera
+from ..kinds import BACKENDS
 from ..pipelines.base import DepthResult, colorize_depth
 from ..ros.camera_info import camera_info_to_model, pinhole_to_camera_info
 from ..ros.diagnostics import LatencyStats, RateMeter, diagnostic_array, diagnostic_status
@@ -53,7 +54,6 @@ from ..ros.sync import ApproximateTimeSynchronizer, stamp_to_ns
 WARN_THROTTLE_S = 5.0  # one warning per cause per this many seconds
 FAULT_WINDOW_S = 5.0  # diagnostics stay WARN this long after the last fault
 STALE_INPUT_S = 5.0  # no input for this long while someone listens: WARN
-BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
 DIAGNOSTICS_TOPIC = "/diagnostics"
 
 
@@ -656,24 +656,67 @@ def transform_cloud(cloud: PointCloud2, T: np.ndarray, frame_id: str) -> PointCl
 
 
 SHUTDOWN_WAIT_S = 0.5  # after SIGINT / SIGTERM, how long a node process waits for an engine call to return
+SHUTDOWN_DEADLINE_S = 2.0  # and when it leaves whatever the ROS teardown is still doing (launch kills after 5 s)
+
+
+def _leave(node: Node | None, name: str) -> None:
+    """Tear down and leave promptly. An engine call cannot be interrupted and rcl may wait for handles a busy
+    thread still uses, so: a short wait for the engine, then either the normal teardown (under a watchdog that ends
+    the process at SHUTDOWN_DEADLINE_S) or, with the engine still busy, an immediate exit."""
+    import rclpy
+
+    def hard_exit(why: str) -> None:
+        print(f"{name}: {why}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(0)
+
+    watchdog = threading.Timer(SHUTDOWN_DEADLINE_S, hard_exit, args=("teardown took too long: leaving now",))
+    watchdog.daemon = True
+    watchdog.start()
+    if node is not None:
+        with node._cond:
+            node._stop = True
+            node._cond.notify_all()
+        worker = node._worker
+        if worker is not None:
+            worker.join(SHUTDOWN_WAIT_S)
+        busy = node.busy_threads()
+        if busy:
+            hard_exit(f"stopping with {', '.join(busy)} still in the engine")
+        node.destroy_node(timeout_s=SHUTDOWN_WAIT_S)
+    rclpy.try_shutdown()
+    watchdog.cancel()
 
 
 def run_node(node_class: Callable[..., Node], args: Sequence[str] | None = None) -> None:
     """The console entry of a node: init, spin in a multi-threaded executor; SIGINT or SIGTERM stops it within a
-    second, even in the middle of an engine call (the call is abandoned: the process leaves without waiting)."""
+    second or two, even in the middle of an engine call (the call is abandoned: the process leaves without it).
+
+    The signals are ours, not rclpy's: the executor spins in short steps and checks for them, so a stop never
+    depends on a wait set being woken or on rclpy chaining to the previous handler.
+    """
+    import signal
+
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
-    from ..ros.dds import use_large_data_profile
+    from ..ros.dds import init_default_context
 
-    use_large_data_profile()
-    rclpy.init(args=args)
+    init_default_context(args)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     node = None
     try:
         node = node_class()
         executor = MultiThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ParameterStartupError as exc:
@@ -681,13 +724,4 @@ def run_node(node_class: Callable[..., Node], args: Sequence[str] | None = None)
         print(f"error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     finally:
-        busy: list[str] = []
-        if node is not None:
-            node.destroy_node(timeout_s=SHUTDOWN_WAIT_S)
-            busy = node.busy_threads()
-        rclpy.try_shutdown()
-        if busy:  # a C++ engine call cannot be interrupted; waiting for it would get us SIGKILLed by launch
-            print(f"{node_class.__name__}: stopping with {', '.join(busy)} still in the engine", file=sys.stderr,
-                  flush=True)
-            sys.stdout.flush()
-            os._exit(0)
+        _leave(node, node_class.__name__)

@@ -5,12 +5,14 @@ everywhere (and tests can check the plain parts).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-PACKAGE = "depth_perception"
-EXECUTABLES = {"mono": "mono_depth_node", "stereo": "stereo_depth_node", "completion": "depth_completion_node"}
-KINDS = tuple(EXECUTABLES)
+from ..kinds import KIND_NAMES
+from ..kinds import KINDS as REGISTRY
+from ..resources import PACKAGE, share_file  # noqa: F401 - launch files import share_file from here
+
+EXECUTABLES = {k.name: k.executable for k in REGISTRY.values()}
+KINDS = KIND_NAMES
 # launch argument -> the relative input topic it remaps (pipeline.launch.py)
 TOPIC_ARGUMENTS = {
     "image": "image_rect", "camera_info": "camera_info",
@@ -23,17 +25,6 @@ TOPICS_BY_KIND = {
     "stereo": ("left/image_rect", "right/image_rect", "left/camera_info", "right/camera_info"),
     "completion": ("image_rect", "camera_info", "points"),
 }
-
-
-def share_file(*parts: str) -> str:
-    """A file installed under share/depth_perception (the source tree's copy outside a ROS install)."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        base = Path(get_package_share_directory(PACKAGE))
-    except Exception:  # noqa: BLE001 - not installed: the source tree
-        base = Path(__file__).resolve().parents[2]
-    return str(base.joinpath(*parts))
 
 
 def dds_environment() -> list[Any]:

@@ -16,7 +16,6 @@ replays a bag into them, and stops cleanly when told to.
 """
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,23 +29,19 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
+from ..kinds import KINDS as REGISTRY
+from ..kinds import load
 from ..ros.qos import output_qos
 
-# kind -> (module, class)
-NODE_CLASSES = {
-    "mono": ("depth_perception.nodes.mono_depth_node", "MonoDepthNode"),
-    "stereo": ("depth_perception.nodes.stereo_depth_node", "StereoDepthNode"),
-    "completion": ("depth_perception.nodes.depth_completion_node", "DepthCompletionNode"),
-}
+NODE_CLASSES = REGISTRY  # kind -> registry entry (kinds.py)
 # declared by rclpy itself on every node (start_type_description_service: Iron and newer)
 EXTRA_PARAMETERS = {"use_sim_time": False, "start_type_description_service": True}
 
 
 def node_class(kind: str) -> type:
-    if kind not in NODE_CLASSES:
-        raise ValueError(f"node kind must be one of {sorted(NODE_CLASSES)}, got {kind!r}")
-    module, name = NODE_CLASSES[kind]
-    return getattr(importlib.import_module(module), name)
+    if kind not in REGISTRY:
+        raise ValueError(f"node kind must be one of {sorted(REGISTRY)}, got {kind!r}")
+    return load(REGISTRY[kind].node_class)
 
 
 @dataclass

@@ -35,7 +35,7 @@ def shm_free_mb(path: str = "/dev/shm") -> float | None:
 
 def large_data_profile() -> Path:
     """The installed (share/depth_perception/config) or source-tree copy of the Fast DDS profile."""
-    from ..nodes.launch_helpers import share_file
+    from ..resources import share_file
 
     return Path(share_file("config", PROFILE_NAME))
 
@@ -79,6 +79,20 @@ def use_large_data_profile(environ: MutableMapping[str, str] | None = None) -> s
     extra = large_data_environment(environ)
     environ.update(extra)
     return next(iter(extra.values()), None)
+
+
+def init_default_context(args: Any = None) -> None:
+    """rclpy.init of the default context with the large-data profile and without rclpy's signal handlers (the
+    node process installs its own: see nodes.base.run_node)."""
+    import rclpy
+
+    use_large_data_profile()
+    try:
+        from rclpy.signals import SignalHandlerOptions
+
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    except (ImportError, TypeError):  # an rclpy without signal options
+        rclpy.init(args=args)
 
 
 def init_context() -> Any:

@@ -26,12 +26,12 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 
+from ..kinds import KIND_NAMES as KINDS  # noqa: E402
 from .bag_files import open_bag
 from .bag_messages import to_rclpy
 from .bag_replay import publishers_for
 from .dds import init_context
 
-KINDS = ("mono", "stereo", "completion")
 KEY_TOPIC = "/kitti/camera_color_left/image_raw"
 OUTPUTS = {"depth": "depth", "confidence": "depth/confidence", "points": "depth/points"}
 

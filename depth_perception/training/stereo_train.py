@@ -10,35 +10,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from ..models.stereo import DPSNet
 from .stereo_data import StereoDriveDataset
 from .stereo_losses import depth_normal_consistency_loss, inverse_depth_loss, normal_loss
-from .trainer import TrainConfig, Trainer, add_loop_arguments
+from .trainer import TrainConfig, Trainer
 
 COARSE_WEIGHT = 0.7  # DPSNet supervises the volume before context aggregation too
 NORMAL_WEIGHT = 1.0
 CONSISTENCY_WEIGHT = 0.5
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", nargs="+", required=True, help="drive folders or roots holding KITTI-layout drives")
-    parser.add_argument("--out", required=True, help="output folder (checkpoint, scalars); re-running resumes")
-    parser.add_argument("--stage", type=int, choices=(1, 2), default=1)
-    parser.add_argument("--init", help="stage 2: the stage-1 checkpoint folder to start from")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--height", type=int, default=192)
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--planes", type=int, default=64)
-    parser.add_argument("--views", type=int, default=1,
-                        help="source views: 1 = the right camera; more add temporal frames")
-    parser.add_argument("--min-depth", type=float, default=1.0)
-    parser.add_argument("--max-depth", type=float, default=80.0)
-    add_loop_arguments(parser)
 
 
 def make_loss(model: DPSNet, stage: int):  # type: ignore[no-untyped-def]
@@ -96,13 +77,3 @@ def build_trainer(args: argparse.Namespace) -> Trainer:
     meta = {"stage": args.stage, "data": [str(d) for d in args.data], "init": args.init}
     return Trainer(model, make_loss(model, args.stage), dataset, cfg,
                    {"name": "stereo_dpsnet", "config": model.config}, extra_meta=meta, parameters=parameters)
-
-
-def run(args: argparse.Namespace) -> int:
-    torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest 3-D convolutions
-    trainer = build_trainer(args)
-    history = trainer.fit()
-    if history:
-        last = history[-1]
-        print(f"stereo stage {args.stage}: step {int(last['step'])} loss {last['loss']:.4f} -> {args.out}")
-    return 0

@@ -24,12 +24,12 @@ from std_msgs.msg import Header
 
 from ..geometry.camera import PinholeCamera
 from ..geometry.se3 import invert_transform, transform_points
-from ..ros.camera_info import model_to_camera_info, pinhole_model
-from ..ros.image import numpy_to_image
-from ..ros.pointcloud import XYZ_DTYPE, array_to_pointcloud2
-from ..ros.qos import output_qos, sensor_qos, tf_qos, tf_static_qos
-from ..ros.recorder import init_context
-from ..ros.tf import matrix_to_transform_stamped, ns_to_stamp
+from .camera_info import model_to_camera_info, pinhole_model
+from .image import numpy_to_image
+from .pointcloud import XYZ_DTYPE, array_to_pointcloud2
+from .qos import output_qos, sensor_qos, tf_qos, tf_static_qos
+from .recorder import init_context
+from .tf import matrix_to_transform_stamped, ns_to_stamp
 
 # Velodyne as mounted in KITTI (x forward, y left, z up) relative to the camera optical frame (z forward, x right,
 # y down), 0.3 m above and 0.27 m behind it.
@@ -115,6 +115,11 @@ def cloud_msg(points: np.ndarray, stamp_ns: int, frame_id: str) -> PointCloud2:
     if len(points):
         arr["x"], arr["y"], arr["z"] = points[:, 0], points[:, 1], points[:, 2]
     return array_to_pointcloud2(arr, header(stamp_ns, frame_id))
+
+
+def parameter_list(values: Mapping[str, Any]) -> list[Parameter]:
+    """`parameter_overrides` for a node constructor from a plain mapping."""
+    return [Parameter(name, value=value) for name, value in values.items()]
 
 
 class RosSession:

@@ -11,18 +11,14 @@ Memory: resident set size after warm-up and at the end. Target: overhead p50 <= 
 """
 from __future__ import annotations
 
-import argparse
 import math
-import os
-import sys
-import threading
 import time
 from typing import Any
 
 import numpy as np
 
 from ..geometry.camera import PinholeCamera
-from .harness import (
+from ..ros.node_driver import (
     OUTPUTS,
     Driver,
     PlaneScene,
@@ -34,29 +30,17 @@ from .harness import (
     topic,
 )
 
-KINDS = ("stereo", "completion", "mono")
+KINDS = ("stereo", "completion", "mono")  # the registry's kinds, slowest first (kinds.KIND_NAMES)
 CAMERA = PinholeCamera(1242, 375, 720.0, 720.0, 620.5, 187.5)
 SCENE = PlaneScene(CAMERA, baseline=0.5, depth=10.0)  # 36 px disparity
 TARGET_OVERHEAD_MS = 15.0
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", default=None, metavar="PATH", help="write the figures here (stable keys)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="publishing time per node (default 10)")
-    parser.add_argument("--rate", type=float, default=10.0, help="input rate in Hz (default 10)")
-    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="nodes to run")
-    parser.add_argument("--cloud-decimation", type=int, default=1, metavar="N",
-                        help="the nodes' cloud_decimation (default 1: a full 1242x375 cloud of 7.5 MB per frame)")
-    parser.add_argument("--engine", action="append", default=[], metavar="KIND=PATH",
-                        help="engine per kind (default: 'auto': the shipped engine, else classical; mono is "
-                             "skipped without an engine)")
 
 
 def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else math.nan
 
 
-def _engines(items: list[str]) -> dict[str, str]:
+def engines_by_kind(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
         kind, sep, path = item.partition("=")
@@ -95,20 +79,12 @@ def rss_mb_of(pid: int) -> float:
 
 def _serve_node(kind: str, engine: str, ns: str, decimation: int, conn: Any) -> None:
     """The node under test, in a process of its own (as in a deployment: no GIL shared with the driver)."""
-    from rclpy.executors import MultiThreadedExecutor
-    from rclpy.parameter import Parameter
+    from ..nodes.runner import node_class
+    from ..ros.node_driver import parameter_list
 
-    from ..ros.recorder import init_context
-    from .runner import node_class
-
-    context = init_context()
-    node = node_class(kind)(context=context, namespace=ns, parameter_overrides=[
-        Parameter("engine", value=engine), Parameter("qos_reliability", value="reliable"),
-        Parameter("cloud_decimation", value=int(decimation))])
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    session = RosSession()
+    node = session.add(node_class(kind)(context=session.context, namespace=ns, parameter_overrides=parameter_list(
+        {"engine": engine, "qos_reliability": "reliable", "cloud_decimation": int(decimation)})))
     try:
         ready = node.wait_until_ready(600)
         if ready and kind == "completion":
@@ -121,18 +97,13 @@ def _serve_node(kind: str, engine: str, ns: str, decimation: int, conn: Any) -> 
             conn.send("cleared")
         conn.send([tuple(r) for r in node.frame_log])
     finally:
-        executor.shutdown(timeout_sec=5.0)
-        thread.join(5.0)
-        node.destroy_node()
-        import rclpy
-
-        rclpy.try_shutdown(context=context)
+        session.close()
 
 
 def bench_kind(kind: str, engine: str, seconds: float, rate: float, decimation: int = 1) -> dict[str, Any]:
     import multiprocessing
 
-    from .harness import T_CAM_LIDAR
+    from ..ros.node_driver import T_CAM_LIDAR
 
     ns, frame = f"/bench/{kind}", "camera_color_left"
     offset = time.time_ns() / 1e9 - time.monotonic()  # arrivals are monotonic, stamps are wall clock
@@ -233,50 +204,3 @@ def bench_kind(kind: str, engine: str, seconds: float, rate: float, decimation: 
 def _rss_at(series: list[tuple[float, float]], t: float) -> float:
     """The sampled resident memory nearest after time t (the last sample if none is)."""
     return next((mb for s, mb in series if s >= t), series[-1][1])
-
-
-def run(args: argparse.Namespace) -> int:
-    from ..cli import CliError
-
-    if args.cloud_decimation < 1:
-        raise CliError(f"--cloud-decimation must be >= 1, got {args.cloud_decimation}")
-    if not args.seconds > 0 or not args.rate > 0:
-        raise CliError(f"--seconds and --rate must be > 0, got {args.seconds} and {args.rate}")
-    try:
-        engines = _engines(args.engine)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-
-    def log(msg: str) -> None:
-        if not os.environ.get("DEPTH_PERCEPTION_QUIET"):
-            print(f"bench node: {msg}", file=sys.stderr, flush=True)
-
-    results: dict[str, Any] = {}
-    for kind in args.kinds:
-        engine = engines.get(kind, "auto")
-        log(f"{kind}: {args.seconds:.0f} s at {args.rate:g} Hz, {CAMERA.width}x{CAMERA.height}, engine {engine}")
-        try:
-            result = bench_kind(kind, engine, args.seconds, args.rate, args.cloud_decimation)
-        except Exception as exc:  # noqa: BLE001 - one kind failing must not hide the others
-            result = {"error": f"{type(exc).__name__}: {exc}"}
-        results[kind] = result
-    header = (f"{'node':<11} {'engine':<12} {'in':>4} {'out':>4} {'p50 ms':>8} {'p95 ms':>8} {'engine':>8} "
-              f"{'queue':>7} {'overhead':>9} {'in-node':>8} {'rss +MB':>8} {'2nd half':>8}")
-    print(header)
-    for kind, r in results.items():
-        if "p50_ms" not in r:
-            print(f"{kind:<11} {r.get('skipped') or r.get('error')}")
-            continue
-        print(f"{kind:<11} {os.path.basename(str(r['engine']))[:12]:<12} {r['frames_sent']:>4} {r['frames_out']:>4} "
-              f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['engine_p50_ms']:>8.1f} {r['queue_p50_ms']:>7.1f} "
-              f"{r['overhead_p50_ms']:>9.1f} {r['node_overhead_p50_ms']:>8.1f} {r['rss_growth_mb']:>8.1f} "
-              f"{r['rss_growth_second_half_mb']:>8.1f}")
-    print(f"overhead = latency (input stamp -> points received) - engine - queue wait; target <= "
-          f"{TARGET_OVERHEAD_MS:.0f} ms")
-    if args.json:
-        from ..utils import write_json
-
-        write_json(args.json, {"width": CAMERA.width, "height": CAMERA.height, "rate_hz": args.rate,
-                               "cloud_decimation": args.cloud_decimation,
-                               "seconds": args.seconds, "target_overhead_ms": TARGET_OVERHEAD_MS, "nodes": results})
-    return 0

@@ -1,0 +1,32 @@
+"""`depth-perception eval stereo`: the command line of eval.stereo_eval."""
+from __future__ import annotations
+
+import argparse
+
+from ..eval.stereo_eval import evaluate, format_table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", nargs="+", required=True, help="drive folders or roots of KITTI-layout drives")
+    parser.add_argument("--engine", nargs="*", default=["classical"],
+                        help="methods besides SGBM: 'classical' and/or engine artifacts (default: classical)")
+    parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--height", type=int, default=192)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--min-depth", type=float, default=1.0)
+    parser.add_argument("--max-depth", type=float, default=80.0)
+    parser.add_argument("--planes", type=int, default=64, help="planes of the classical sweep")
+    parser.add_argument("--max-frames", type=int, default=0, help="per drive; 0 = all")
+    parser.add_argument("--stride", type=int, default=1, help="evaluate every n-th frame")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--device", default="auto")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..utils import write_json
+
+    report = evaluate(args)
+    print(format_table(report))
+    if args.json:
+        write_json(args.json, report)
+    return 0

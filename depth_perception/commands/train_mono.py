@@ -1,0 +1,83 @@
+"""`depth-perception train mono`: train the monocular engine, then score `--eval-data` with the monodepth2 protocol
+and export `--export` (the training itself: training.mono_train)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..models.mono import ARCHITECTURES
+from ..training.mono_train import MODES, architecture_name, build_trainer, command_line, data_seeds, deploy_module
+from ._train_options import add_loop_arguments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", nargs="+", required=True, help="drive folders or roots holding KITTI raw drives")
+    parser.add_argument("--out", required=True, help="output folder (checkpoint, scalars); re-running resumes")
+    parser.add_argument("--mode", choices=MODES, default="mono+stereo")
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="narrow")
+    parser.add_argument("--split", help="monodepth2 split file (<date>/<drive> <frame> l|r) under the --data roots")
+    parser.add_argument("--height", type=int, default=192)
+    parser.add_argument("--width", type=int, default=640)
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="optimizer steps (default 2000)")
+    length.add_argument("--epochs", type=int, help="passes over the training samples")
+    parser.add_argument("--batch-size", type=int, default=12)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--min-depth", type=float, default=0.1)
+    parser.add_argument("--max-depth", type=float, default=100.0)
+    parser.add_argument("--no-augment", action="store_true", help="no colour jitter or flips")
+    add_loop_arguments(parser)
+    parser.add_argument("--eval-data", nargs="*", default=[], help="held-out drives scored after training")
+    parser.add_argument("--eval-max-frames", type=int, default=0, help="per eval drive; 0 = all")
+    parser.add_argument("--export", help="write the engine here (ENGINE.onnx + ENGINE.json) after training")
+
+
+def export_engine(trained: nn.Module, out_onnx: str | Path, mode: str, training: dict[str, Any],
+                  metrics: dict[str, Any]) -> Path:
+    """Export the deploy form with the sidecar (metric for mono+stereo and supervised; relative for mono)."""
+    try:
+        from ..engines.export import export_module
+    except ImportError as exc:
+        raise RuntimeError(f"engine export is not available in this build: {exc}") from exc
+    module = deploy_module(trained)
+    extra = {"metric": mode != "mono", "depth_range": [module.min_depth, module.max_depth],
+             "training": training, "metrics": metrics}
+    return Path(export_module(module, out_onnx, architecture_name(trained), module.config, extra))
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from ..utils import write_json
+
+    torch.backends.cudnn.benchmark = True  # fixed input size
+    trainer = build_trainer(args)
+    history = trainer.fit()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    last = history[-1] if history else {}
+    if last:
+        print(f"mono {args.mode} {args.arch}: step {int(last['step'])} loss {last['loss']:.4f} -> {args.out}")
+    metrics: dict[str, Any] = {}
+    if args.eval_data:
+        from ..eval.mono_eval import evaluate_engine, format_table
+
+        report = evaluate_engine(args.out, args.eval_data, max_frames=args.eval_max_frames, device=args.device)
+        print(format_table(report))
+        write_json(Path(args.out) / "eval.json", report)
+        metrics = {k: report[k] for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")}
+        metrics.update(scaling=report["scaling"], frames=report["frames"], data=[str(d) for d in args.eval_data])
+    if args.export:
+        steps = int(last.get("step", trainer.config.steps)) if last else trainer.config.steps
+        training = {"command": command_line(), "mode": args.mode, "arch": args.arch,
+                    "data": [str(d) for d in args.data], "seeds": data_seeds(args.data), "steps": steps,
+                    "batch_size": args.batch_size, "height": args.height, "width": args.width,
+                    "synthetic": bool(data_seeds(args.data)), "eval_data": [str(d) for d in args.eval_data],
+                    "eval_seeds": data_seeds(args.eval_data) if args.eval_data else []}
+        path = export_engine(trainer.model, args.export, args.mode, training, metrics)
+        print(f"engine -> {path}")
+    return 0
