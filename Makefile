@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env test demo lint bench clean
+.PHONY: env test test-fast demo lint bench clean
 
 env:
 	@bash tools/setup_env.sh
@@ -11,11 +11,14 @@ env:
 test: env
 	@bash tools/run_tests.sh
 
+test-fast: env  # the inner loop: everything not marked slow (DDS, training, exports, subprocess CLIs)
+	@bash tools/run_tests.sh -m "not slow"
+
 demo: env
 	@$(VENV)/bin/depth-perception demo --out out/demo
 
 lint: env
-	@$(VENV)/bin/ruff check depth_perception test tools
+	@$(VENV)/bin/ruff check depth_perception test tools launch
 
 bench: env
 	@$(VENV)/bin/depth-perception bench core --json out/bench/core.json

@@ -16,7 +16,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
         (f"share/{PACKAGE}/engines", glob("engines/*")),
     ],
-    package_data={PACKAGE: ["py.typed", "engines/tensorrt_onnx_ops.txt"]},
+    package_data={PACKAGE: ["engines/tensorrt_onnx_ops.txt"]},
     install_requires=["setuptools", "numpy", "pyyaml"],
     # optional engine runtimes; ROS installs get them through package.xml / pip (README)
     extras_require={"tensorrt-rtx": ["tensorrt-rtx-cu12"], "onnx": ["onnxruntime", "onnx"]},

@@ -19,7 +19,7 @@ from depth_perception.nodes.launch_helpers import (
 from launch import LaunchDescription
 
 
-def _replay(context, play):  # noqa: ANN001, ANN202 - an OpaqueFunction body
+def _replay(context, play):
     """Nothing starts unless everything it needs is installed: a missing `ros2 bag` or rviz2 used to fail after the
     nodes had started, leaving them running."""
     def flag(name: str) -> bool:

@@ -20,7 +20,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 import pytest  # noqa: E402
 
 
-def pytest_collection_modifyitems(config, items):  # noqa: ARG001
+def pytest_collection_modifyitems(config, items):
     try:
         import torch
 
@@ -71,7 +71,7 @@ def pytest_runtest_logreport(report):
             _bad_skips.append(f"{report.nodeid}: {reason}")
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if _bad_skips:
         terminalreporter.section("skips outside the allow-list (test/conftest.py ALLOWED_SKIPS)", red=True)
         for line in _bad_skips:

@@ -10,7 +10,9 @@ import torch
 from depth_perception.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.kitti_drive import DATE, PERIOD_NS, T0_NS, tiny_calib  # noqa: E402
+from helpers.kitti_drive import DATE, PERIOD_NS, T0_NS, tiny_calib
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 
 
 def completion_scene(h, w, seed):

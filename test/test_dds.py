@@ -17,6 +17,8 @@ from depth_perception.ros.dds import (
     use_large_data_profile,
 )
 
+pytestmark = pytest.mark.slow  # not in `make test-fast`
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -22,7 +22,9 @@ from depth_perception.eval.demo_report import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.kitti_drive import write_tiny_drive  # noqa: E402
+from helpers.kitti_drive import write_tiny_drive
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 
 FRAMES = 4
 

@@ -10,7 +10,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from depth_perception.cli import main  # noqa: E402
+from depth_perception.cli import main
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 
 ROOT = Path(__file__).resolve().parents[1]
 

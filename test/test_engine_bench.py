@@ -7,6 +7,8 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # not in `make test-fast`
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 

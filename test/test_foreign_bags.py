@@ -13,6 +13,8 @@ from depth_perception.data.kitti2bag import convert
 from depth_perception.ros.bag_files import BagError, open_bag
 from depth_perception.ros.bag_replay import qos_for
 
+pytestmark = pytest.mark.slow  # not in `make test-fast`
+
 ROOT = Path(__file__).resolve().parents[1]
 DATE, SEED, FRAMES = "2011_09_26", 1000, 3
 

@@ -19,6 +19,8 @@ import pytest
 
 from depth_perception.cli import main
 
+pytestmark = pytest.mark.slow  # not in `make test-fast`
+
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = "import sys; from depth_perception.cli import main; sys.exit(main(sys.argv[1:]))"
 sys.path.insert(0, str(Path(__file__).parent))

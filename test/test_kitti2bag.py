@@ -14,7 +14,9 @@ from depth_perception.data.kitti import KittiRawDrive, oxts_poses
 from depth_perception.geometry.se3 import make_transform, quaternion_to_matrix
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.kitti_drive import write_tiny_drive  # noqa: E402
+from helpers.kitti_drive import write_tiny_drive
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 
 FRAMES = 3
 CAMS = {0: "camera_gray_left", 1: "camera_gray_right", 2: "camera_color_left", 3: "camera_color_right"}

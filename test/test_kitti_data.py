@@ -27,7 +27,7 @@ from depth_perception.data.kitti import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.kitti_drive import PERIOD_NS, T0_NS, imu_poses, tiny_calib, write_tiny_drive  # noqa: E402
+from helpers.kitti_drive import PERIOD_NS, T0_NS, imu_poses, tiny_calib, write_tiny_drive
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kitti"
 

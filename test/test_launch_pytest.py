@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # not in `make test-fast`
+
 launch_pytest = pytest.importorskip("launch_pytest", reason="launch_pytest is not a pip wheel; runs in a ROS 2 distro")
 pytest.importorskip("launch_ros", reason="launch_ros is not a pip wheel; runs in a ROS 2 distro")
 

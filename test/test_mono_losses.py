@@ -17,7 +17,7 @@ from depth_perception.training.mono_losses import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.mono_scene import render_corridor, texture  # noqa: E402
+from helpers.mono_scene import render_corridor, texture
 
 CAM = PinholeCamera(128, 64, 74.0, 74.0, 63.5, 31.5)
 
@@ -34,7 +34,7 @@ def _pose(x=0.0, z=0.0, yaw=0.0):
     return T
 
 
-def _views(T_world_target, T_world_source):  # noqa: N803
+def _views(T_world_target, T_world_source):
     tex = texture(1)
     tgt, depth = render_corridor(CAM, T_world_target, tex)
     src, _ = render_corridor(CAM, T_world_source, tex)

@@ -15,7 +15,7 @@ from depth_perception.pipelines.mono import MonoPipeline, MonoPipelineConfig, fi
 from depth_perception.training.checkpoint import save_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.mono_scene import CAMERA_HEIGHT, render_corridor, texture  # noqa: E402
+from helpers.mono_scene import CAMERA_HEIGHT, render_corridor, texture
 
 CAM = PinholeCamera(256, 128, 148.0, 148.0, 127.5, 63.5)
 TINY = dict(height=32, width=64, encoder_layers=18, encoder_width=8, decoder_width=4)

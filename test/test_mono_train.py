@@ -14,7 +14,9 @@ from depth_perception.training.mono_train import build_model, make_loss
 from depth_perception.training.trainer import TrainConfig, Trainer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.mono_scene import write_corridor_drive  # noqa: E402
+from helpers.mono_scene import write_corridor_drive
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 
 H, W = 64, 128
 

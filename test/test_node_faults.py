@@ -8,11 +8,11 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("tf2_msgs.msg")
 
-from depth_perception.geometry import PinholeCamera  # noqa: E402
-from depth_perception.nodes.depth_completion_node import DepthCompletionNode  # noqa: E402
-from depth_perception.nodes.stereo_depth_node import StereoDepthNode  # noqa: E402
-from depth_perception.ros.camera_info import camera_info_to_model, model_to_camera_info  # noqa: E402
-from depth_perception.ros.node_driver import (  # noqa: E402
+from depth_perception.geometry import PinholeCamera
+from depth_perception.nodes.depth_completion_node import DepthCompletionNode
+from depth_perception.nodes.stereo_depth_node import StereoDepthNode
+from depth_perception.ros.camera_info import camera_info_to_model, model_to_camera_info
+from depth_perception.ros.node_driver import (
     COMPLETION_INPUTS,
     STEREO_INPUTS,
     T_CAM_LIDAR,
@@ -27,6 +27,8 @@ from depth_perception.ros.node_driver import (  # noqa: E402
     stereo_messages,
     topic,
 )
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 
 STEREO_NS, COMPLETION_NS = "/test_faults_stereo", "/test_faults_completion"
 FRAME, LIDAR = "cam_left", "velo_link"

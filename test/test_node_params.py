@@ -10,12 +10,12 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("tf2_msgs.msg")
 
-from depth_perception.geometry import PinholeCamera  # noqa: E402
-from depth_perception.nodes.depth_completion_node import DepthCompletionNode  # noqa: E402
-from depth_perception.nodes.mono_depth_node import MonoDepthNode  # noqa: E402
-from depth_perception.nodes.stereo_depth_node import StereoDepthNode  # noqa: E402
-from depth_perception.ros.image import depth_image_to_numpy  # noqa: E402
-from depth_perception.ros.node_driver import (  # noqa: E402
+from depth_perception.geometry import PinholeCamera
+from depth_perception.nodes.depth_completion_node import DepthCompletionNode
+from depth_perception.nodes.mono_depth_node import MonoDepthNode
+from depth_perception.nodes.stereo_depth_node import StereoDepthNode
+from depth_perception.ros.image import depth_image_to_numpy
+from depth_perception.ros.node_driver import (
     STEREO_INPUTS,
     Driver,
     PlaneScene,
@@ -24,6 +24,8 @@ from depth_perception.ros.node_driver import (  # noqa: E402
     stereo_messages,
     topic,
 )
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 
 NS = "/test_params"
 FRAME = "cam_left"

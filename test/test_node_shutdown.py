@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("tf2_msgs.msg")
 
-from depth_perception.geometry import PinholeCamera  # noqa: E402
-from depth_perception.ros.node_driver import (  # noqa: E402
+from depth_perception.geometry import PinholeCamera
+from depth_perception.ros.node_driver import (
     STEREO_INPUTS,
     Driver,
     PlaneScene,
@@ -21,6 +21,8 @@ from depth_perception.ros.node_driver import (  # noqa: E402
     stereo_messages,
     topic,
 )
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMERA = PinholeCamera(1242, 375, 700.0, 700.0, 620.5, 187.0)  # KITTI size: 512 planes take many seconds here

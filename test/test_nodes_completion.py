@@ -8,10 +8,10 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("tf2_msgs.msg")
 
-from depth_perception.geometry import PinholeCamera  # noqa: E402
-from depth_perception.nodes.depth_completion_node import DepthCompletionNode  # noqa: E402
-from depth_perception.ros.image import depth_image_to_numpy  # noqa: E402
-from depth_perception.ros.node_driver import (  # noqa: E402
+from depth_perception.geometry import PinholeCamera
+from depth_perception.nodes.depth_completion_node import DepthCompletionNode
+from depth_perception.ros.image import depth_image_to_numpy
+from depth_perception.ros.node_driver import (
     COMPLETION_INPUTS,
     OUTPUTS,
     T_CAM_LIDAR,
@@ -22,7 +22,9 @@ from depth_perception.ros.node_driver import (  # noqa: E402
     exchange,
     topic,
 )
-from depth_perception.ros.pointcloud import pointcloud2_to_array  # noqa: E402
+from depth_perception.ros.pointcloud import pointcloud2_to_array
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 
 NS = "/test_completion"
 FRAME, LIDAR = "cam_left", "velo_link"

@@ -5,6 +5,8 @@ import pytest
 
 pytest.importorskip("rclpy")
 pytest.importorskip("tf2_msgs.msg")
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 torch = pytest.importorskip("torch")
 import depth_perception.models.mono as models_mono  # noqa: E402
 from depth_perception.geometry import PinholeCamera  # noqa: E402

@@ -9,11 +9,11 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("tf2_msgs.msg")
 
-from depth_perception.geometry import PinholeCamera  # noqa: E402
-from depth_perception.nodes.stereo_depth_node import StereoDepthNode  # noqa: E402
-from depth_perception.ros.camera_info import camera_info_to_model  # noqa: E402
-from depth_perception.ros.image import depth_image_to_numpy, image_to_numpy  # noqa: E402
-from depth_perception.ros.node_driver import (  # noqa: E402
+from depth_perception.geometry import PinholeCamera
+from depth_perception.nodes.stereo_depth_node import StereoDepthNode
+from depth_perception.ros.camera_info import camera_info_to_model
+from depth_perception.ros.image import depth_image_to_numpy, image_to_numpy
+from depth_perception.ros.node_driver import (
     OUTPUTS,
     STEREO_INPUTS,
     Driver,
@@ -23,7 +23,9 @@ from depth_perception.ros.node_driver import (  # noqa: E402
     stereo_messages,
     topic,
 )
-from depth_perception.ros.pointcloud import pointcloud2_to_array, unpack_rgb  # noqa: E402
+from depth_perception.ros.pointcloud import pointcloud2_to_array, unpack_rgb
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 
 NS = "/test_stereo"
 FRAME = "cam_left"

@@ -23,7 +23,7 @@ from depth_perception.geometry.plane_sweep import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.stereo_scene import pose, random_texture, render_plane  # noqa: E402
+from helpers.stereo_scene import pose, random_texture, render_plane
 
 CAM = PinholeCamera(96, 64, 80.0, 82.0, 47.5, 31.5)
 

@@ -23,7 +23,9 @@ from depth_perception.ros.bag_messages import UnknownMessageType, rclpy_message_
 from depth_perception.ros.bag_replay import replay_bag, spin_replay
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.kitti_drive import write_tiny_drive  # noqa: E402
+from helpers.kitti_drive import write_tiny_drive
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 
 FRAMES = 3
 CAMS = {0: "camera_gray_left", 1: "camera_gray_right", 2: "camera_color_left", 3: "camera_color_right"}

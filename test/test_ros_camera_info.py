@@ -6,10 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("sensor_msgs.msg")
-from sensor_msgs.msg import CameraInfo  # noqa: E402
+from sensor_msgs.msg import CameraInfo
 
-from depth_perception.geometry import PinholeCamera  # noqa: E402
-from depth_perception.ros.camera_info import (  # noqa: E402
+from depth_perception.geometry import PinholeCamera
+from depth_perception.ros.camera_info import (
     CameraModel,
     Roi,
     camera_info_to_model,

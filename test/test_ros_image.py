@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 pytest.importorskip("sensor_msgs.msg")
-from sensor_msgs.msg import Image  # noqa: E402
+from sensor_msgs.msg import Image
 
-from depth_perception.ros.image import (  # noqa: E402
+from depth_perception.ros.image import (
     depth_image_to_numpy,
     depth_to_image,
     encoding_layout,

@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 pytest.importorskip("sensor_msgs.msg")
-from sensor_msgs.msg import PointCloud2, PointField  # noqa: E402
+from sensor_msgs.msg import PointCloud2, PointField
 
-from depth_perception.geometry import PinholeCamera, backproject  # noqa: E402
-from depth_perception.ros.pointcloud import (  # noqa: E402
+from depth_perception.geometry import PinholeCamera, backproject
+from depth_perception.ros.pointcloud import (
     array_to_pointcloud2,
     depth_to_pointcloud2,
     pack_rgb,

@@ -18,7 +18,7 @@ from depth_perception.ros.image import depth_image_to_numpy, depth_to_image, ima
 from depth_perception.ros.pointcloud import depth_to_pointcloud2, pointcloud2_to_array, unpack_rgb  # noqa: E402
 from depth_perception.ros.qos import output_qos, qos_from_params, sensor_qos, tf_static_qos  # noqa: E402
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.slow, pytest.mark.ros]
 TFMessage = pytest.importorskip("tf2_msgs.msg").TFMessage
 from depth_perception.ros.tf import TfListener, matrix_to_transform_stamped  # noqa: E402
 

@@ -13,11 +13,13 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("tf2_msgs.msg")
 
-from depth_perception.commands.run import start_nodes  # noqa: E402
-from depth_perception.geometry import PinholeCamera  # noqa: E402
-from depth_perception.nodes.runner import load_node_config, parse_set_option  # noqa: E402
-from depth_perception.ros.image import depth_image_to_numpy  # noqa: E402
-from depth_perception.ros.node_driver import Driver, PlaneScene, RosSession, exchange, stereo_messages  # noqa: E402
+from depth_perception.commands.run import start_nodes
+from depth_perception.geometry import PinholeCamera
+from depth_perception.nodes.runner import load_node_config, parse_set_option
+from depth_perception.ros.image import depth_image_to_numpy
+from depth_perception.ros.node_driver import Driver, PlaneScene, RosSession, exchange, stereo_messages
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 
 ROOT = Path(__file__).resolve().parents[1]
 KITTI = ROOT / "config" / "kitti.yaml"

@@ -11,6 +11,8 @@ from depth_perception.pipelines.completion import CompletionPipeline, Completion
 from depth_perception.pipelines.mono import MonoPipeline, MonoPipelineConfig
 from depth_perception.pipelines.stereo import StereoPipeline, StereoPipelineConfig
 
+pytestmark = pytest.mark.slow  # not in `make test-fast`
+
 
 @pytest.fixture
 def no_runtime(monkeypatch):

@@ -15,7 +15,7 @@ from depth_perception.pipelines.stereo_classical import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.stereo_scene import pose, random_texture, render_plane  # noqa: E402
+from helpers.stereo_scene import pose, random_texture, render_plane
 
 CAM = PinholeCamera(128, 96, 100.0, 100.0, 63.5, 47.5)
 CFG = ClassicalSweepConfig(min_depth=2.0, max_depth=40.0, planes=40)

@@ -9,7 +9,7 @@ import pytest
 from depth_perception.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.stereo_scene import PlaneDrive, write_plane_drive  # noqa: E402
+from helpers.stereo_scene import PlaneDrive, write_plane_drive
 
 
 @pytest.fixture(scope="module")

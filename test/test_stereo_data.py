@@ -10,7 +10,7 @@ from depth_perception.geometry.plane_sweep import plane_homographies
 from depth_perception.training.stereo_data import StereoDriveDataset, find_drives, resize_depth
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.stereo_scene import PlaneDrive  # noqa: E402
+from helpers.stereo_scene import PlaneDrive
 
 
 def test_stereo_sample_has_the_right_camera_as_source_and_scaled_intrinsics():

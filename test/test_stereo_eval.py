@@ -16,7 +16,7 @@ from depth_perception.geometry import PinholeCamera
 from depth_perception.geometry.plane_sweep import rectified_pose
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.stereo_scene import random_texture, render_plane  # noqa: E402
+from helpers.stereo_scene import random_texture, render_plane
 
 
 def test_depth_and_disparity_metrics_on_a_known_case():

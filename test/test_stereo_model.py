@@ -17,7 +17,7 @@ from depth_perception.training.stereo_losses import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.stereo_scene import random_texture, render_plane  # noqa: E402
+from helpers.stereo_scene import random_texture, render_plane
 
 TINY = dict(height=32, width=64, planes=8, min_depth=2.0, max_depth=40.0, feat_ch=8, cost_ch=4, context_ch=8,
             normal_ch=8, refine_ch=4)

@@ -12,7 +12,9 @@ from depth_perception.geometry.plane_sweep import rectified_pose
 from depth_perception.pipelines.stereo import StereoPipeline, StereoPipelineConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.stereo_scene import random_texture, render_plane  # noqa: E402
+from helpers.stereo_scene import random_texture, render_plane
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 
 CAM = PinholeCamera(160, 64, 110.0, 110.0, 79.5, 31.5)
 

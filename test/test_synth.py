@@ -14,6 +14,8 @@ from depth_perception.data.synth.world import CYLINDER, SPHERE, build_world
 from depth_perception.geometry.projection import backproject, project_points
 from depth_perception.geometry.se3 import transform_points
 
+pytestmark = pytest.mark.slow  # not in `make test-fast`
+
 W, H = 414, 125  # a third of KITTI's size in each direction
 
 
@@ -137,7 +139,7 @@ def test_right_image_is_the_left_image_shifted_by_ground_truth_disparity(drive):
         assert _photometric_error(*args, 1.25 * baseline) > 1.5 * right
 
 
-def _temporal_error(drive, i: int, T_next_cur: np.ndarray) -> float:  # noqa: ANN001
+def _temporal_error(drive, i: int, T_next_cur: np.ndarray) -> float:
     """Mean absolute grey difference of frame i and frame i + 1 warped into it with depth and a relative pose."""
     camera = drive.calib.cam(2)
     depth = drive.groundtruth_depth(2, i)
@@ -280,7 +282,7 @@ def test_cli_refuses_bad_arguments_and_existing_drives(tmp_path, capsys):
 
 
 def test_an_interrupted_render_leaves_no_partial_drive(tmp_path):
-    def stop_after_one(frames, total):  # noqa: ARG001
+    def stop_after_one(frames, total):
         for k, frame in enumerate(frames):
             if k == 1:
                 raise KeyboardInterrupt

@@ -15,6 +15,8 @@ from depth_perception.engines.build import BuildOptions, build_plan, default_pla
 from depth_perception.engines.fp16 import export_fp16
 from depth_perception.engines.spec import EngineError, read_sidecar
 
+pytestmark = pytest.mark.slow  # not in `make test-fast`
+
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ("mono", "stereo", "completion")
 RTX_RUNS, RTX_WHY = runtime_available("tensorrt-rtx")

@@ -13,7 +13,9 @@ from depth_perception.training.checkpoint import load_weights, read_meta
 from depth_perception.training.trainer import TrainConfig, Trainer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.ddp_train import Pairs, loss_fn  # noqa: E402
+from helpers.ddp_train import Pairs, loss_fn
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
 
 
 def make(out, steps):

@@ -87,9 +87,9 @@ def diagnose(run: Path, drive_dir: Path, pairs: int) -> dict:
         for i in frames:
             tgt, src = image(i), image(i + 1)
             axisangle, translation = net.pose(tgt, src)
-            T_pred = pose_to_matrix(axisangle, translation)  # noqa: N806
+            T_pred = pose_to_matrix(axisangle, translation)
             _, depth = disp_to_depth(net.train_forward(tgt)[0], net.min_depth, net.max_depth)
-            T_true = np.linalg.inv(poses[i + 1]) @ poses[i]  # noqa: N806
+            T_true = np.linalg.inv(poses[i + 1]) @ poses[i]
             gt = gt_depth(i)
             valid = gt > 0
             t_true, t_pred = T_true[:3, 3], T_pred[0, :3, 3].numpy().astype(np.float64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from ..kinds import KIND_NAMES as KINDS  # noqa: E402
+from ..kinds import KIND_NAMES as KINDS
 
 
 def add_kind_subparsers(parser: argparse.ArgumentParser, module_pattern: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CliError
-from ..kinds import KIND_NAMES as KINDS  # noqa: E402
+from ..kinds import KIND_NAMES as KINDS
 
 CLASSICAL_FALLBACK = {"stereo": True, "completion": True, "mono": False}
 STAMP = ".demo_stamp.json"
@@ -210,7 +210,7 @@ def _config_path(args: argparse.Namespace) -> Path:
                 from ament_index_python.packages import get_package_share_directory
 
                 path = Path(get_package_share_directory("depth_perception")) / "config" / "kitti.yaml"
-            except Exception:  # noqa: BLE001 - no ament index outside a ROS install
+            except Exception:
                 pass
     if not path.is_file():
         raise CliError(f"node parameter file not found: {path}")
@@ -274,7 +274,7 @@ def record_nodes(args: argparse.Namespace, bag: Path, engines: dict[str, dict[st
     ticks = iter(progress(range(frames), desc="frames through the nodes"))
     next(ticks, None)
 
-    def on_frame(k: int, n: int, ok: bool) -> None:  # noqa: ARG001 - the recorder logs frames that timed out
+    def on_frame(k: int, n: int, ok: bool) -> None:
         next(ticks, None)
 
     def node_info(node: Any) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("png", "npy"), default="png", help="file type inside an --out folder")
 
 
-def default_camera(width: int, height: int):  # type: ignore[no-untyped-def]
+def default_camera(width: int, height: int):
     from ..geometry.camera import PinholeCamera
 
     return PinholeCamera(width, height, 0.58 * width, 1.92 * height, 0.5 * width - 0.5, 0.5 * height - 0.5)

@@ -99,7 +99,7 @@ def _size(data: dict[str, Any], image_size: tuple[int, int] | None, source: str)
 
 
 def _right_from_projection(
-    P_left: np.ndarray, P_right: np.ndarray, key: str, source: str  # noqa: N803
+    P_left: np.ndarray, P_right: np.ndarray, key: str, source: str
 ) -> tuple[float, np.ndarray]:
     """Baseline and T_right_left of a rectified pair given as two projection matrices (each may have its own K)."""
     b = baseline_from_projections(P_left, P_right)
@@ -109,7 +109,7 @@ def _right_from_projection(
 
 
 def _stereo_from(
-    data: dict[str, Any], K: np.ndarray, P_left: np.ndarray | None, size: tuple[int, int], source: str  # noqa: N803
+    data: dict[str, Any], K: np.ndarray, P_left: np.ndarray | None, size: tuple[int, int], source: str
 ) -> tuple[float | None, np.ndarray | None, PinholeCamera | None]:
     right_camera = None
     if "K_right" in data:
@@ -187,7 +187,7 @@ def _from_kitti(path: Path, cameras: tuple[int, int], image_size: tuple[int, int
     if s_left in raw:
         width, height = (int(round(v)) for v in _kitti_matrix(raw, s_left, 2, source))
     else:
-        width, height = image_size  # type: ignore[misc]
+        width, height = image_size
     camera = PinholeCamera.from_projection(P_left, width, height)
     baseline = T_right_left = right_camera = None
     if p_right in raw:  # only stereo needs the right camera: require_stereo() names it when it is missing
@@ -238,7 +238,7 @@ def _from_middlebury(path: Path, text: str) -> CalibFile:
             raise ValueError(f"{source}: '{key}' must be a 3x3 matrix like [f 0 cx; 0 f cy; 0 0 1], got {data[key]!r}")
         return np.array(values).reshape(3, 3)
 
-    K0, K1 = matrix("cam0"), matrix("cam1")  # noqa: N806
+    K0, K1 = matrix("cam0"), matrix("cam1")
     baseline_mm = _number(data, "baseline", source)
     if not baseline_mm > 0:
         raise ValueError(f"{source}: 'baseline' must be > 0 millimetres, got {baseline_mm}")

@@ -93,7 +93,7 @@ class KittiCalib:
         return tuple(sorted(self.P_rect))
 
     @property
-    def R_rect_00(self) -> np.ndarray:  # noqa: N802 - KITTI's name
+    def R_rect_00(self) -> np.ndarray:
         return self.R_rect[0] if 0 in self.R_rect else np.eye(3)
 
     def _check_cam(self, i: int) -> None:
@@ -106,7 +106,7 @@ class KittiCalib:
         w, h = self.S_rect[i]
         return PinholeCamera.from_projection(self.P_rect[i], w, h)
 
-    def T_cami_cam0(self, i: int) -> np.ndarray:  # noqa: N802
+    def T_cami_cam0(self, i: int) -> np.ndarray:
         """Rectified cam0 -> rectified cam i: P_rect_0i = K_i [I | t_i], so t_i = K_i^-1 P_rect_0i[:, 3].
 
         pykitti keeps only t_x = P[0, 3] / fx; the full inverse also keeps KITTI's small y and z offsets, so that
@@ -116,12 +116,12 @@ class KittiCalib:
         P = self.P_rect[i]
         return make_transform(np.eye(3), np.linalg.solve(P[:, :3], P[:, 3]))
 
-    def T_cam_velo(self, i: int) -> np.ndarray:  # noqa: N802
+    def T_cam_velo(self, i: int) -> np.ndarray:
         """Velodyne -> rectified camera i: T_i0 @ R_rect_00 @ T_cam0_velo (the KITTI chain)."""
         R_rect = make_transform(self.R_rect_00, np.zeros(3))
         return self.T_cami_cam0(i) @ R_rect @ self.T_cam0_velo
 
-    def T_cam_imu(self, i: int) -> np.ndarray:  # noqa: N802
+    def T_cam_imu(self, i: int) -> np.ndarray:
         """IMU (OXTS) -> rectified camera i."""
         return self.T_cam_velo(i) @ self.T_velo_imu
 
@@ -136,8 +136,8 @@ class KittiCalib:
         cls,
         camera: PinholeCamera,
         cam_x: dict[int, float],
-        T_cam0_velo: np.ndarray,  # noqa: N803
-        T_velo_imu: np.ndarray,  # noqa: N803
+        T_cam0_velo: np.ndarray,
+        T_velo_imu: np.ndarray,
         calib_time: str = DEFAULT_CALIB_TIME,
     ) -> KittiCalib:
         """A distortion-free, already rectified rig (synthetic drives): every camera has `camera`'s intrinsics,
@@ -185,9 +185,9 @@ def read_calib(date_dir: str | os.PathLike[str]) -> KittiCalib:
         calib.corner_dist = float(_floats(cc, "corner_dist", 1, cc_path)[0])
     calib.T_cam0_velo = make_transform(_floats(vc, "R", 9, vc_path).reshape(3, 3), _floats(vc, "T", 3, vc_path))
     if "delta_f" in vc:
-        calib.delta_f = tuple(_floats(vc, "delta_f", 2, vc_path))  # type: ignore[assignment]
+        calib.delta_f = tuple(_floats(vc, "delta_f", 2, vc_path))
     if "delta_c" in vc:
-        calib.delta_c = tuple(_floats(vc, "delta_c", 2, vc_path))  # type: ignore[assignment]
+        calib.delta_c = tuple(_floats(vc, "delta_c", 2, vc_path))
     calib.T_velo_imu = make_transform(_floats(iv, "R", 9, iv_path).reshape(3, 3), _floats(iv, "T", 3, iv_path))
     for name, values in zip(CALIB_FILES, (cc, vc, iv), strict=True):
         calib.calib_time[name] = values.get("calib_time", DEFAULT_CALIB_TIME)
@@ -401,7 +401,7 @@ def oxts_poses(packets: list[OxtsPacket]) -> np.ndarray:
 
 
 def oxts_from_poses(
-    T_world_imu: np.ndarray,  # noqa: N803
+    T_world_imu: np.ndarray,
     lat0: float = 49.011,
     lon0: float = 8.4236,
     alt0: float = 112.0,

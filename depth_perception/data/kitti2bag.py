@@ -43,7 +43,7 @@ def camera_info_topic(cam: int) -> str:
     return f"/kitti/{CAMERA_FRAMES[cam]}/camera_info"
 
 
-def make_typestore():  # noqa: ANN201 - rosbags' Typestore
+def make_typestore():
     """The Kilted typestore, with tf2_msgs/msg/TFMessage registered if a rosbags version lacks it."""
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
@@ -56,16 +56,16 @@ def make_typestore():  # noqa: ANN201 - rosbags' Typestore
 class MessageFactory:
     """Builds rosbags message objects (sensor_msgs, tf2_msgs) from KITTI arrays."""
 
-    def __init__(self, store) -> None:  # noqa: ANN001
+    def __init__(self, store) -> None:
         self.store = store
         self.t = store.types
 
-    def header(self, stamp_ns: int, frame_id: str):  # noqa: ANN201
+    def header(self, stamp_ns: int, frame_id: str):
         sec, nsec = divmod(int(stamp_ns), 1_000_000_000)
         return self.t["std_msgs/msg/Header"](stamp=self.t["builtin_interfaces/msg/Time"](sec=sec, nanosec=nsec),
                                              frame_id=frame_id)
 
-    def image(self, stamp_ns: int, frame_id: str, img: np.ndarray):  # noqa: ANN201
+    def image(self, stamp_ns: int, frame_id: str, img: np.ndarray):
         img = np.ascontiguousarray(img)
         if img.dtype != np.uint8 or img.ndim not in (2, 3):
             raise ValueError(f"images must be uint8 (H, W) or (H, W, 3), got {img.dtype} {img.shape}")
@@ -76,7 +76,7 @@ class MessageFactory:
                                                encoding=encoding, is_bigendian=0, step=w * channels,
                                                data=img.reshape(-1).view(np.uint8))
 
-    def camera_info(self, stamp_ns: int, frame_id: str, calib, cam: int):  # noqa: ANN001, ANN201
+    def camera_info(self, stamp_ns: int, frame_id: str, calib, cam: int):
         w, h = calib.S_rect[cam]
         K = calib.K.get(cam, calib.P_rect[cam][:, :3])
         D = calib.D.get(cam, np.zeros(5))
@@ -87,7 +87,7 @@ class MessageFactory:
             r=np.asarray(calib.R_rect[cam], np.float64).ravel().copy(),
             p=np.asarray(calib.P_rect[cam], np.float64).ravel().copy(), binning_x=0, binning_y=0, roi=roi)
 
-    def pointcloud(self, stamp_ns: int, frame_id: str, points: np.ndarray):  # noqa: ANN201
+    def pointcloud(self, stamp_ns: int, frame_id: str, points: np.ndarray):
         points = np.ascontiguousarray(points, dtype="<f4")
         if points.ndim != 2 or points.shape[1] != 4:
             raise ValueError(f"velodyne points must be (N, 4), got {points.shape}")
@@ -98,14 +98,14 @@ class MessageFactory:
             header=self.header(stamp_ns, frame_id), height=1, width=len(points), fields=fields, is_bigendian=False,
             point_step=16, row_step=16 * len(points), data=points.reshape(-1).view(np.uint8), is_dense=True)
 
-    def _vector3(self, x: float, y: float, z: float):  # noqa: ANN201
+    def _vector3(self, x: float, y: float, z: float):
         return self.t["geometry_msgs/msg/Vector3"](x=float(x), y=float(y), z=float(z))
 
-    def _quaternion(self, R: np.ndarray):  # noqa: ANN201, N803
+    def _quaternion(self, R: np.ndarray):
         q = matrix_to_quaternion(R)
         return self.t["geometry_msgs/msg/Quaternion"](x=q[0], y=q[1], z=q[2], w=q[3])
 
-    def imu(self, stamp_ns: int, frame_id: str, p: OxtsPacket):  # noqa: ANN201
+    def imu(self, stamp_ns: int, frame_id: str, p: OxtsPacket):
         """As kitti2bag: orientation from roll/pitch/yaw, accelerations (af, al, au), rates (wf, wl, wu)."""
         zeros = np.zeros(9)
         return self.t["sensor_msgs/msg/Imu"](
@@ -114,7 +114,7 @@ class MessageFactory:
             angular_velocity_covariance=zeros.copy(), linear_acceleration=self._vector3(p.af, p.al, p.au),
             linear_acceleration_covariance=zeros.copy())
 
-    def navsatfix(self, stamp_ns: int, frame_id: str, p: OxtsPacket):  # noqa: ANN201
+    def navsatfix(self, stamp_ns: int, frame_id: str, p: OxtsPacket):
         status_cls = self.t["sensor_msgs/msg/NavSatStatus"]
         fix_cls = self.t["sensor_msgs/msg/NavSatFix"]
         status = status_cls(status=status_cls.STATUS_FIX, service=status_cls.SERVICE_GPS)
@@ -122,13 +122,13 @@ class MessageFactory:
                        altitude=p.alt, position_covariance=np.zeros(9),
                        position_covariance_type=fix_cls.COVARIANCE_TYPE_UNKNOWN)
 
-    def transform(self, stamp_ns: int, parent: str, child: str, T: np.ndarray):  # noqa: ANN201, N803
+    def transform(self, stamp_ns: int, parent: str, child: str, T: np.ndarray):
         tf = self.t["geometry_msgs/msg/Transform"](translation=self._vector3(*T[:3, 3]),
                                                    rotation=self._quaternion(T[:3, :3]))
         return self.t["geometry_msgs/msg/TransformStamped"](header=self.header(stamp_ns, parent), child_frame_id=child,
                                                             transform=tf)
 
-    def tf_message(self, transforms: list):  # noqa: ANN201
+    def tf_message(self, transforms: list):
         return self.t["tf2_msgs/msg/TFMessage"](transforms=transforms)
 
 
@@ -149,7 +149,7 @@ class BagSummary:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def _qos(transient_local: bool):  # noqa: ANN202
+def _qos(transient_local: bool):
     from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
     zero = QosTime(sec=0, nsec=0)

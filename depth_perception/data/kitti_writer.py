@@ -47,7 +47,7 @@ class KittiDriveWriter:
     def __enter__(self) -> KittiDriveWriter:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+    def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
 

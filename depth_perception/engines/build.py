@@ -138,7 +138,7 @@ def calibration_batches(spec: EngineSpec, calib_dir: str | Path, limit: int = 64
 def _make_calibrator(trt: Any, spec: EngineSpec, options: BuildOptions, cache_path: Path) -> Any:
     import torch
 
-    class Calibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc,name-defined]
+    class Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             super().__init__()
             self._batches = calibration_batches(spec, options.calib_dir or "", options.calib_limit)
@@ -190,7 +190,7 @@ def default_plan_path(onnx_path: str | Path, precision: str, runtime: str = "ten
 def _collecting_logger(trt: Any) -> Any:
     """A logger that prints warnings as TensorRT's own does and keeps the errors, for one-line EngineErrors."""
 
-    class Collecting(trt.ILogger):  # type: ignore[misc,name-defined]
+    class Collecting(trt.ILogger):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
             self.errors: list[str] = []

@@ -74,7 +74,7 @@ def _to_onnx(module: Any, example: tuple[Any, ...], inputs: list[str], outputs: 
                 model = version_converter.convert_version(model, opset)
             onnx.checker.check_model(model)
             return model
-        except Exception as exc:  # noqa: BLE001 - any failure of the first exporter means: try the second
+        except Exception as exc:
             errors.append(f"dynamo exporter: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         try:
             buf = io.BytesIO()
@@ -82,7 +82,7 @@ def _to_onnx(module: Any, example: tuple[Any, ...], inputs: list[str], outputs: 
             model = onnx.load_from_string(buf.getvalue())
             onnx.checker.check_model(model)
             return model
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors.append(f"TorchScript exporter: {type(exc).__name__}: {exc}")
     raise RuntimeError(f"ONNX export at opset {opset} failed: " + "; ".join(errors))
 

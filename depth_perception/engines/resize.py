@@ -40,7 +40,7 @@ def reproject_to_camera(image: np.ndarray, source: PinholeCamera, target: Pinhol
         raise ValueError(f"image {image.shape[:2]} does not match its camera {source.shape}")
     if np.allclose(source.K, target.K) and source.shape == target.shape:
         return image
-    H = target.K @ np.linalg.inv(source.K)  # noqa: N806
+    H = target.K @ np.linalg.inv(source.K)
     return cv2.warpPerspective(image, H, (target.width, target.height), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..geometry.camera import PinholeCamera
 from ..geometry.projection import backproject
-from ..kinds import KIND_NAMES as KINDS  # noqa: E402
+from ..kinds import KIND_NAMES as KINDS
 from ..utils import atomic_path, progress, write_json
 from .completion_metrics import completion_metrics
 from .metrics import compute_depth_metrics

@@ -126,7 +126,7 @@ def _methods(engines: list[str], args: argparse.Namespace) -> list[_Method]:
         )
         pipe = StereoPipeline(cfg)
 
-        def run(left, right, cam, b, pipe=pipe):  # type: ignore[no-untyped-def]
+        def run(left, right, cam, b, pipe=pipe):
             r = pipe.process(left, right, cam, b)
             return r.depth, r.normals
 

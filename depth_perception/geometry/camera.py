@@ -24,7 +24,7 @@ class PinholeCamera:
             raise ValueError(f"focal lengths must be positive, got fx={self.fx} fy={self.fy}")
 
     @property
-    def K(self) -> np.ndarray:  # noqa: N802 - the conventional name
+    def K(self) -> np.ndarray:
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
     @property
@@ -33,12 +33,12 @@ class PinholeCamera:
         return (self.height, self.width)
 
     @classmethod
-    def from_K(cls, K: np.ndarray, width: int, height: int) -> PinholeCamera:  # noqa: N803
+    def from_K(cls, K: np.ndarray, width: int, height: int) -> PinholeCamera:
         K = np.asarray(K, dtype=np.float64).reshape(3, 3)
         return cls(int(width), int(height), float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
 
     @classmethod
-    def from_projection(cls, P: np.ndarray, width: int, height: int) -> PinholeCamera:  # noqa: N803
+    def from_projection(cls, P: np.ndarray, width: int, height: int) -> PinholeCamera:
         """From a 3x4 rectified projection matrix (KITTI P_rect_0X, CameraInfo.P)."""
         P = np.asarray(P, dtype=np.float64).reshape(3, 4)
         return cls.from_K(P[:, :3], width, height)
@@ -60,7 +60,7 @@ class PinholeCamera:
         return replace(self, width=int(width), height=int(height), cx=self.cx - x0, cy=self.cy - y0)
 
 
-def baseline_from_projections(P_left: np.ndarray, P_right: np.ndarray) -> float:  # noqa: N803
+def baseline_from_projections(P_left: np.ndarray, P_right: np.ndarray) -> float:
     """Stereo baseline in metres from two rectified projection matrices: P[0, 3] = -fx * Tx (KITTI, ROS)."""
     P_left = np.asarray(P_left, dtype=np.float64).reshape(3, 4)
     P_right = np.asarray(P_right, dtype=np.float64).reshape(3, 4)

@@ -49,7 +49,7 @@ def plane_index_to_depth(index: np.ndarray, min_depth: float, max_depth: float, 
 
 
 def plane_homographies(
-    K_ref: np.ndarray, K_src: np.ndarray, T_src_ref: np.ndarray, depths: np.ndarray  # noqa: N803
+    K_ref: np.ndarray, K_src: np.ndarray, T_src_ref: np.ndarray, depths: np.ndarray
 ) -> np.ndarray:
     """(L, 3, 3) homographies mapping reference pixels (u, v, 1) to source pixels, one per plane depth."""
     K_ref = np.asarray(K_ref, dtype=np.float64).reshape(3, 3)
@@ -84,14 +84,14 @@ def rectified_baseline(T_src_ref: np.ndarray, tol: float = 1e-6) -> float | None
 # ----------------------------------------------------------------------------------------------- torch twins
 
 
-def plane_inverse_depths_torch(min_depth: float, max_depth: float, num_planes: int, device=None):  # type: ignore[no-untyped-def]
+def plane_inverse_depths_torch(min_depth: float, max_depth: float, num_planes: int, device=None):
     """Torch twin of `plane_inverse_depths` (float32)."""
     import torch
 
     return torch.from_numpy(plane_inverse_depths(min_depth, max_depth, num_planes).astype(np.float32)).to(device)
 
 
-def plane_homographies_torch(K_ref, K_src, T_src_ref, inv_depths):  # type: ignore[no-untyped-def]  # noqa: N803
+def plane_homographies_torch(K_ref, K_src, T_src_ref, inv_depths):
     """Torch twin of `plane_homographies`, batched and multi-view.
 
     K_ref (B, 3, 3), K_src (B, V, 3, 3), T_src_ref (B, V, 4, 4), inv_depths (L,) -> (B, V, L, 3, 3).
@@ -108,7 +108,7 @@ def plane_homographies_torch(K_ref, K_src, T_src_ref, inv_depths):  # type: igno
     return K_src.unsqueeze(2) @ M @ _inv_intrinsics(K_ref).view(-1, 1, 1, 3, 3)
 
 
-def _inv_intrinsics(K):  # type: ignore[no-untyped-def]  # noqa: N803
+def _inv_intrinsics(K):
     """Closed-form inverse of (B, 3, 3) intrinsics [[fx, s, cx], [0, fy, cy], [0, 0, 1]]: ONNX has no Inverse op."""
     import torch
 
@@ -121,12 +121,12 @@ def _inv_intrinsics(K):  # type: ignore[no-untyped-def]  # noqa: N803
     return torch.stack([row0, row1, row2], 1)
 
 
-def inv_intrinsics_torch(K):  # type: ignore[no-untyped-def]  # noqa: N803
+def inv_intrinsics_torch(K):
     """Inverse of (B, 3, 3) pinhole intrinsics without torch.linalg.inv, so it exports to ONNX."""
     return _inv_intrinsics(K)
 
 
-def scale_intrinsics_torch(K, scale: float):  # type: ignore[no-untyped-def]  # noqa: N803
+def scale_intrinsics_torch(K, scale: float):
     """(B, 3, 3) intrinsics of the same camera resized by `scale` (pixel-centre convention, as PinholeCamera.scaled)."""
     import torch
 
@@ -137,7 +137,7 @@ def scale_intrinsics_torch(K, scale: float):  # type: ignore[no-untyped-def]  # 
     return S @ K
 
 
-def homography_grid_torch(H, height: int, width: int):  # type: ignore[no-untyped-def]  # noqa: N803
+def homography_grid_torch(H, height: int, width: int):
     """Homographies (B, L, 3, 3) -> one `grid_sample` grid (B, L*height, width, 2), planes stacked along rows.
 
     Sampling a (B, C, h, w) source with this grid gives (B, C, L*h, w), which views as (B, C, L, h, w): the
@@ -165,7 +165,7 @@ def homography_grid_torch(H, height: int, width: int):  # type: ignore[no-untype
     return grid.reshape(b, L * height, width, 2)
 
 
-def warp_to_planes_torch(source, H):  # type: ignore[no-untyped-def]  # noqa: N803
+def warp_to_planes_torch(source, H):
     """Warp source images/features (B, C, h, w) onto every plane: (B, C, L, h, w), zeros outside the source."""
     import torch.nn.functional as F
 

@@ -139,7 +139,7 @@ def disparity_to_depth(disparity: np.ndarray, fx: float, baseline: float) -> np.
     return depth
 
 
-def backproject_torch(depth, inv_K):  # type: ignore[no-untyped-def]  # noqa: N803
+def backproject_torch(depth, inv_K):
     """Torch twin of `backproject`: depth (B, 1, H, W), inv_K (B, 3, 3) -> points (B, 3, H, W)."""
     import torch
 
@@ -154,7 +154,7 @@ def backproject_torch(depth, inv_K):  # type: ignore[no-untyped-def]  # noqa: N8
     return (rays * depth.view(b, 1, -1)).view(b, 3, h, w)
 
 
-def project_torch(points, K, T=None, eps: float = 1e-7):  # type: ignore[no-untyped-def]  # noqa: N803
+def project_torch(points, K, T=None, eps: float = 1e-7):
     """Torch twin of `project_points`: points (B, 3, H, W), K (B, 3, 3), optional T (B, 4, 4) applied first.
 
     Returns pixel coordinates (B, H, W, 2) and depth (B, 1, H, W) in the target camera.
@@ -169,7 +169,7 @@ def project_torch(points, K, T=None, eps: float = 1e-7):  # type: ignore[no-unty
     return uv.view(b, 2, h, w).permute(0, 2, 3, 1), z.view(b, 1, h, w)
 
 
-def pixels_to_grid(uv, height: int, width: int):  # type: ignore[no-untyped-def]
+def pixels_to_grid(uv, height: int, width: int):
     """Pixel coordinates (B, H, W, 2) -> `grid_sample` coordinates in [-1, 1] (align_corners=False)."""
     import torch
 

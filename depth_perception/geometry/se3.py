@@ -7,19 +7,19 @@ from __future__ import annotations
 import numpy as np
 
 
-def make_transform(R: np.ndarray, t: np.ndarray) -> np.ndarray:  # noqa: N803
+def make_transform(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     T = np.eye(4)
     T[:3, :3] = R
     T[:3, 3] = np.asarray(t, dtype=np.float64).reshape(3)
     return T
 
 
-def invert_transform(T: np.ndarray) -> np.ndarray:  # noqa: N803
+def invert_transform(T: np.ndarray) -> np.ndarray:
     R, t = T[:3, :3], T[:3, 3]
     return make_transform(R.T, -R.T @ t)
 
 
-def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:  # noqa: N803
+def transform_points(T: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply a 4x4 transform to (..., 3) points; float32 in gives float32 out."""
     T = np.asarray(T)
     R = T[:3, :3].astype(points.dtype, copy=False)
@@ -36,7 +36,7 @@ def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
     ])
 
 
-def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:  # noqa: N803
+def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
     """Rotation matrix to a unit quaternion (x, y, z, w) with w >= 0 (Shepperd's method)."""
     R = np.asarray(R, dtype=np.float64)
     tr = np.trace(R)
@@ -91,7 +91,7 @@ def euler_to_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
     return Rz @ Ry @ Rx
 
 
-def axis_angle_to_matrix_torch(v):  # type: ignore[no-untyped-def]
+def axis_angle_to_matrix_torch(v):
     """Torch twin of `axis_angle_to_matrix` for a (B, 3) batch; returns (B, 4, 4) rotations."""
     import torch
 

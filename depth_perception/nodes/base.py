@@ -346,7 +346,7 @@ class DepthNodeBase(Node):
     def _load(self, generation: int, config: Any, values: dict[str, Any]) -> None:
         try:
             pipeline = self.build_pipeline(config)
-        except Exception as exc:  # noqa: BLE001 - any load failure is reported, the node keeps running
+        except Exception as exc:
             message = f"engine {config.engine!r} failed to load: {type(exc).__name__}: {exc}"
             revert: list[Parameter] = []
             with self._lock:
@@ -442,7 +442,7 @@ class DepthNodeBase(Node):
             except InputFault as fault:
                 self.frames_failed += 1
                 self._fault(fault.cause, str(fault))
-            except Exception as exc:  # noqa: BLE001 - the frame boundary: report, drop the frame, keep running
+            except Exception as exc:
                 self.frames_failed += 1
                 self._fault("processing", f"{type(exc).__name__}: {exc}")
 
@@ -509,7 +509,7 @@ class DepthNodeBase(Node):
             return np.eye(4)
         try:
             return np.asarray(self.tf.lookup(target, source, stamp_ns), np.float64)
-        except Exception as exc:  # noqa: BLE001 - LookupError from our buffer, tf2 exceptions from tf2_ros
+        except Exception as exc:
             raise InputFault("transform", f"no transform {source} -> {target} at {stamp_ns * 1e-9:.3f} s: "
                                           f"{exc}") from None
 
@@ -522,11 +522,11 @@ class DepthNodeBase(Node):
         if values["confidence_threshold"] > 0 and not conf_field:  # the pipeline does not apply it itself
             depth = np.where(result.confidence < values["confidence_threshold"], np.nan, depth).astype(np.float32)
         want_cloud = self.pub_points.get_subscription_count() > 0
-        T_target_camera = None  # noqa: N806
+        T_target_camera = None
         target = values["target_frame"]
         if want_cloud and target and target != header.frame_id:
             # looked up before anything is published: a missing transform drops the whole frame
-            T_target_camera = self.lookup_transform(target, header.frame_id, stamp_to_ns(header.stamp))  # noqa: N806
+            T_target_camera = self.lookup_transform(target, header.frame_id, stamp_to_ns(header.stamp))
         if self.pub_depth.get_subscription_count() > 0:
             self.pub_depth.publish(depth_to_image(depth, values["output_encoding"], header=copy_header(header)))
         if self.pub_confidence.get_subscription_count() > 0:
@@ -645,7 +645,7 @@ class DepthNodeBase(Node):
         return [t.name for t in threads if t is not None and t.is_alive()]
 
 
-def transform_cloud(cloud: PointCloud2, T: np.ndarray, frame_id: str) -> PointCloud2:  # noqa: N803
+def transform_cloud(cloud: PointCloud2, T: np.ndarray, frame_id: str) -> PointCloud2:
     """The same organized cloud with x, y, z mapped by T (4x4) and the header's frame set to frame_id."""
     arr = pointcloud2_to_array(cloud)
     xyz = np.stack([arr["x"], arr["y"], arr["z"]], -1).astype(np.float64)

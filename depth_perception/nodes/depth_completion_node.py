@@ -52,7 +52,7 @@ class DepthCompletionNode(DepthNodeBase):
         if len(points) == 0:
             raise InputFault("cloud", f"LiDAR cloud in {cloud.header.frame_id!r} has no finite points "
                                       "(empty or all NaN)")
-        T_cam_lidar = self.lookup_transform(image.header.frame_id, cloud.header.frame_id,  # noqa: N806
+        T_cam_lidar = self.lookup_transform(image.header.frame_id, cloud.header.frame_id,
                                             stamp_to_ns(cloud.header.stamp))
         points_cam = transform_points(T_cam_lidar.astype(np.float32), points.astype(np.float32))
         rgb, camera = self.resize_input(rgb, camera)

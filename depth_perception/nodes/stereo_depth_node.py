@@ -103,9 +103,9 @@ class StereoDepthNode(DepthNodeBase):
         if not history:
             return views
         try:
-            T_odom_ref = self.lookup_transform(odom, header.frame_id, stamp)  # noqa: N806
+            T_odom_ref = self.lookup_transform(odom, header.frame_id, stamp)
             for src_stamp, src_frame, img in reversed(history[-n:]):
-                T_odom_src = self.lookup_transform(odom, src_frame, src_stamp)  # noqa: N806
+                T_odom_src = self.lookup_transform(odom, src_frame, src_stamp)
                 views.append((img, np.linalg.inv(T_odom_src) @ T_odom_ref))
         except InputFault as fault:
             # Multi-view degrades to the stereo pair rather than dropping the frame.

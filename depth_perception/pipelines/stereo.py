@@ -96,7 +96,7 @@ class StereoPipeline:
         camera: PinholeCamera,
         baseline: float,
         extra_views: Sequence[tuple[np.ndarray, np.ndarray]] = (),
-        T_right_left: np.ndarray | None = None,  # noqa: N803
+        T_right_left: np.ndarray | None = None,
         right_camera: PinholeCamera | None = None,
     ) -> DepthResult:
         left, right = np.asarray(left), np.asarray(right)
@@ -129,7 +129,7 @@ class StereoPipeline:
         extra = {k: v for k, v in info.items() if not k.endswith("_ms")}
         return DepthResult(depth, conf, camera, timings, normals, extra)
 
-    def _classical(self, left, views, camera):  # type: ignore[no-untyped-def]
+    def _classical(self, left, views, camera):
         assert self.classical is not None
         scale = min(1.0, self.config.classical_max_width / camera.width)
         w, h = max(8, round(camera.width * scale)), max(8, round(camera.height * scale))
@@ -138,7 +138,7 @@ class StereoPipeline:
         depth, conf, info = self.classical.compute(_resize_image(left, w, h), small, cam)
         return _restore(depth, camera), _restore(conf, camera), None, info
 
-    def _learned(self, left, views, camera):  # type: ignore[no-untyped-def]
+    def _learned(self, left, views, camera):
         H, W, V = self.engine_height, self.engine_width, self.engine_views
         if len(views) < V:
             raise ValueError(f"the engine takes {V} source views, got {len(views)} (right image + extra views)")

@@ -40,7 +40,7 @@ def open_bag(bag_path: str | Path) -> Iterator[Any]:
     try:
         from rosbags.rosbag1 import ReaderError as Rosbag1Error
     except ImportError:  # pragma: no cover - rosbags without ROS 1 support
-        Rosbag1Error = Rosbag2Error  # noqa: N806
+        Rosbag1Error = Rosbag2Error
     path = Path(bag_path)
     check_bag_path(path)
     errors = (AnyReaderError, Rosbag2Error, Rosbag1Error)

@@ -94,7 +94,7 @@ def _is_transient(recorded: Sequence[Any], topic: str) -> bool:
     return any(getattr(q.durability, "name", "") == "TRANSIENT_LOCAL" for q in recorded)
 
 
-def _time_msg(ns: int):  # noqa: ANN202
+def _time_msg(ns: int):
     from builtin_interfaces.msg import Time
 
     sec, nsec = divmod(int(ns), 1_000_000_000)
@@ -234,7 +234,7 @@ def spin_replay(bag_path: str | Path, stop_event: threading.Event, context: Cont
     def target() -> None:
         try:
             result["stats"] = replay_bag(context, bag_path, stop_event=stop_event, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - handed to the caller
+        except Exception as exc:
             result["error"] = exc
 
     thread = threading.Thread(target=target, name="bag_replay", daemon=True)

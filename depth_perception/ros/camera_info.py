@@ -73,7 +73,7 @@ class CameraModel:
             and all(np.array_equal(getattr(self, n), getattr(other, n)) for n in ("K", "D", "R", "P"))
         )
 
-    __hash__ = None  # type: ignore[assignment]  # mutable arrays inside
+    __hash__ = None  # mutable arrays inside
 
     def pinhole(self) -> PinholeCamera:
         """The rectified camera (from P; from K where P is all zero, as an uncalibrated driver sends), at the size

@@ -90,7 +90,7 @@ class PlaneScene:
         right = type(left)(left.width, left.height, K=K, D=left.D, R=left.R, P=P)
         return model_to_camera_info(left, header), model_to_camera_info(right, header)
 
-    def lidar_points(self, rows: int = 16, cols: int = 64, T_cam_lidar: np.ndarray = T_CAM_LIDAR,  # noqa: N803
+    def lidar_points(self, rows: int = 16, cols: int = 64, T_cam_lidar: np.ndarray = T_CAM_LIDAR,
                      ) -> np.ndarray:
         """float32 (rows*cols, 3) points on the plane inside the camera's view, in the LiDAR frame."""
         u = np.linspace(2, self.camera.width - 3, cols)
@@ -135,7 +135,7 @@ class RosSession:
     def _spin(self) -> None:
         try:
             self.executor.spin()
-        except Exception:  # noqa: BLE001 - shutdown races end the spin; nothing to report
+        except Exception:
             pass
 
     def add(self, node: Node) -> Node:
@@ -192,7 +192,7 @@ class Driver(Node):
             time.sleep(0.02)
         return False
 
-    def send_tf(self, T: np.ndarray, parent: str, child: str, stamp_ns: int, static: bool = False) -> None:  # noqa: N803
+    def send_tf(self, T: np.ndarray, parent: str, child: str, stamp_ns: int, static: bool = False) -> None:
         from tf2_msgs.msg import TFMessage
 
         msg = TFMessage(transforms=[matrix_to_transform_stamped(T, parent, child, int(stamp_ns))])

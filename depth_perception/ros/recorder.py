@@ -26,7 +26,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 
-from ..kinds import KIND_NAMES as KINDS  # noqa: E402
+from ..kinds import KIND_NAMES as KINDS
 from .bag_files import open_bag
 from .bag_messages import to_rclpy
 from .bag_replay import publishers_for
@@ -85,7 +85,7 @@ class DepthRecorder(Node):
         received = time.monotonic()
         try:
             value = self._decode(what, msg)
-        except Exception as exc:  # noqa: BLE001 - a bad message is recorded as an error, never kills the spin
+        except Exception as exc:
             self.errors.append(f"{self.topics[kind][what]}: {type(exc).__name__}: {exc}")
             return
         stamp = stamp_to_ns(msg.header.stamp)
@@ -444,7 +444,7 @@ def record_bag(
             if node is not None:
                 try:
                     node.destroy_node()
-                except Exception:  # noqa: BLE001 - shutting down: a node that fails to go must not hide the result
+                except Exception:
                     pass
         rclpy.try_shutdown(context=context)
 

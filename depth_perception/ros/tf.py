@@ -13,7 +13,7 @@ from ..geometry.transform_buffer import TransformBuffer
 from .qos import tf_qos, tf_static_qos
 
 try:  # a ROS distro install; the pip environment has no tf2_ros
-    import tf2_ros  # type: ignore[import-not-found]
+    import tf2_ros
 except ImportError:  # pragma: no cover - depends on the environment
     tf2_ros = None
 

@@ -39,7 +39,7 @@ def make_loss(init_weight: float = 0.0) -> Any:
         raise ValueError(f"init_weight must be >= 0, got {init_weight}")
 
     def loss_fn(net: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
-        out = net.forward_train(batch["image"], batch["sparse_depth"])  # type: ignore[operator]
+        out = net.forward_train(batch["image"], batch["sparse_depth"])
         loss, l1, l2 = l1_l2_loss(out["depth"].float(), batch["depth"])
         init_loss, l1_init, _ = l1_l2_loss(out["init_depth"].float(), batch["depth"])
         if init_weight > 0:

@@ -51,7 +51,7 @@ def photometric_error(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def warp_source_to_target(
-    source: Tensor, depth: Tensor, K: Tensor, T_source_target: Tensor  # noqa: N803
+    source: Tensor, depth: Tensor, K: Tensor, T_source_target: Tensor
 ) -> tuple[Tensor, Tensor]:
     """Sample the source image at the pixels where the target's points land in the source view.
 

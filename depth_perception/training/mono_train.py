@@ -43,7 +43,7 @@ def _source_pose(net: MonoDepthNet, batch: dict[str, Tensor], f: int) -> Tensor:
     return pose_to_matrix(axisangle, translation)
 
 
-def make_loss(mode: str, frame_ids: tuple[int, ...] = (0, -1, 1)):  # type: ignore[no-untyped-def]
+def make_loss(mode: str, frame_ids: tuple[int, ...] = (0, -1, 1)):
     """The Trainer's loss_fn for a mode: (net, batch) -> (loss, scalars)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -57,7 +57,7 @@ def make_loss(mode: str, frame_ids: tuple[int, ...] = (0, -1, 1)):  # type: igno
             terms = [scale_invariant_log_loss(torch.exp(upsample_to(out[k], size)), gt) for k in ("fine", "coarse")]
             loss = terms[0] + terms[1]
             return loss, {"si_fine": float(terms[0].detach()), "si_coarse": float(terms[1].detach())}
-        disps = net.train_forward(batch["aug_0"])  # type: ignore[operator]
+        disps = net.train_forward(batch["aug_0"])
         terms = [scale_invariant_log_loss(disp_to_depth(upsample_to(d, size), net.min_depth, net.max_depth)[1], gt)
                  for d in disps.values()]
         loss = sum(terms) / len(terms)
@@ -169,7 +169,7 @@ def deploy_module(trained: nn.Module) -> nn.Module:
     """A fresh deploy-form copy of the trained network (no pose net), in eval mode on the CPU."""
     from ..models.registry import build_model as registry_build
 
-    config = trained.deploy_config()  # type: ignore[operator]
+    config = trained.deploy_config()
     module = registry_build(architecture_name(trained), **config)
     state = {k: v.detach().cpu() for k, v in trained.state_dict().items() if not k.startswith("pose.")}
     module.load_state_dict(state)

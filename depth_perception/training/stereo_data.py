@@ -39,7 +39,7 @@ def find_drives(paths: Sequence[str | Path]) -> list[Path]:
     return sorted(set(drives))
 
 
-def open_drive(path: Path):  # type: ignore[no-untyped-def]
+def open_drive(path: Path):
     from ..data.kitti import KittiRawDrive
 
     return KittiRawDrive(path)

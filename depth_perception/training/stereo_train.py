@@ -22,15 +22,15 @@ NORMAL_WEIGHT = 1.0
 CONSISTENCY_WEIGHT = 0.5
 
 
-def make_loss(model: DPSNet, stage: int):  # type: ignore[no-untyped-def]
+def make_loss(model: DPSNet, stage: int):
     inv_step = float(model.inv_depths[1] - model.inv_depths[0])
     max_depth = model.max_depth
 
     def loss_fn(net: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         if stage == 2:  # frozen stage-1 parts keep their batch-norm statistics
             net.eval()
-            net.refine.train()  # type: ignore[union-attr]
-        out = net.forward_train(batch["reference"], batch["sources"], batch["intrinsics"], batch["poses"])  # type: ignore[operator]
+            net.refine.train()
+        out = net.forward_train(batch["reference"], batch["sources"], batch["intrinsics"], batch["poses"])
         gt = batch["depth"]
         if stage == 1:
             l_depth = inverse_depth_loss(out["inv_depth_stage1"], gt, inv_step, max_depth)

@@ -109,7 +109,7 @@ class Trainer:
         extra_meta: dict[str, Any] | None = None,
         parameters: list[dict[str, Any]] | None = None,
     ) -> None:
-        if len(dataset) == 0:  # type: ignore[arg-type]
+        if len(dataset) == 0:
             raise ValueError("the training dataset is empty: check --data")
         self.model = model
         self.loss_fn = loss_fn
@@ -183,7 +183,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(cfg.seed)
         loader = DataLoader(
             self.dataset, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
-            num_workers=cfg.num_workers, drop_last=len(self.dataset) >= cfg.batch_size,  # type: ignore[arg-type]
+            num_workers=cfg.num_workers, drop_last=len(self.dataset) >= cfg.batch_size,
             pin_memory=device.type == "cuda", generator=generator,
             persistent_workers=cfg.num_workers > 0,
         )
@@ -200,11 +200,11 @@ class Trainer:
         t0 = time.perf_counter()
         clock0 = max(start_step, self._clock)
         if len(loader) == 0:
-            raise ValueError(f"no batch of {cfg.batch_size} fits in the {len(self.dataset)} training samples "  # type: ignore[arg-type]
+            raise ValueError(f"no batch of {cfg.batch_size} fits in the {len(self.dataset)} training samples "
                              f"shared by {self.world_size} process(es): lower --batch-size or add data")
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-        log_file = open(scalars_path, "a") if self.is_main else None  # noqa: SIM115
+        log_file = open(scalars_path, "a") if self.is_main else None
         try:
             while step < cfg.steps:
                 if sampler is not None:

@@ -27,7 +27,7 @@ def texture(seed: int = 0, size: int = 256) -> np.ndarray:
 
 
 def render_corridor(
-    camera: PinholeCamera, T_world_cam: np.ndarray, tex: np.ndarray,  # noqa: N803
+    camera: PinholeCamera, T_world_cam: np.ndarray, tex: np.ndarray,
     half_width: float = 6.0, end: float = 60.0, texels_per_metre: float = 8.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """RGB (H, W, 3) uint8 and depth (H, W) float32 of the corridor seen from T_world_cam (optical frame, y down).

@@ -21,7 +21,7 @@ def random_texture(seed: int = 0, size: int = 512) -> np.ndarray:
 
 def render_plane(
     camera: PinholeCamera,
-    T_view_ref: np.ndarray,  # noqa: N803
+    T_view_ref: np.ndarray,
     normal: np.ndarray,
     offset: float,
     texture: np.ndarray,
@@ -118,7 +118,7 @@ class PlaneDrive:
         return np.broadcast_to(n.astype(np.float32), self.camera.shape + (3,)).copy()
 
 
-def write_plane_drive(root, frames: int = 3, seed: int = 0, date: str = "2011_09_26", drive: int = 1):  # noqa: ANN001, ANN201
+def write_plane_drive(root, frames: int = 3, seed: int = 0, date: str = "2011_09_26", drive: int = 1):
     """Write a PlaneDrive to disk in the KITTI raw layout (KittiDriveWriter); returns the drive folder."""
     from depth_perception.data.kitti import KittiCalib
     from depth_perception.data.kitti_writer import KittiDriveWriter

@@ -85,7 +85,7 @@ class SynthScene:
     T_world_imu: np.ndarray  # (N, 4, 4) in the render world
 
     @classmethod
-    def build(cls, seed: int, frames: int, config: SynthConfig = SynthConfig()) -> SynthScene:  # noqa: B008
+    def build(cls, seed: int, frames: int, config: SynthConfig = SynthConfig()) -> SynthScene:
         if frames <= 0:
             raise ValueError(f"frames must be > 0, got {frames}")
         stamps = frame_stamps(seed, frames)
@@ -99,10 +99,10 @@ class SynthScene:
     def times(self) -> np.ndarray:
         return (self.stamps - self.stamps[0]) * 1e-9
 
-    def T_world_cam(self, k: int, cam: int) -> np.ndarray:  # noqa: N802
+    def T_world_cam(self, k: int, cam: int) -> np.ndarray:
         return self.T_world_imu[k] @ invert_transform(self.calib.T_cam_imu(cam))
 
-    def T_world_velo(self, k: int) -> np.ndarray:  # noqa: N802
+    def T_world_velo(self, k: int) -> np.ndarray:
         return self.T_world_imu[k] @ invert_transform(self.calib.T_velo_imu)
 
     def render(self, k: int) -> dict[str, Any]:
@@ -156,7 +156,7 @@ class SynthSummary:
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
 
 
-def write_drive(root: str | os.PathLike[str], seed: int, frames: int, config: SynthConfig = SynthConfig(),  # noqa: B008
+def write_drive(root: str | os.PathLike[str], seed: int, frames: int, config: SynthConfig = SynthConfig(),
                 workers: int = 1, progress: Any = None, overwrite: bool = False) -> SynthSummary:
     """Render the drive of `seed` into `root/<date>/<date>_drive_<NNNN>_sync` (see drive_name); returns a summary.
 

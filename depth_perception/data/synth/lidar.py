@@ -13,7 +13,7 @@ MAX_RANGE = 120.0
 MIN_RANGE = 2.5  # returns closer than this fall on the ego vehicle itself and are dropped, as KITTI's are rare
 
 
-def lidar_rays(T_world_velo: np.ndarray, azimuths: int = AZIMUTHS) -> R.SpinningRays:  # noqa: N803
+def lidar_rays(T_world_velo: np.ndarray, azimuths: int = AZIMUTHS) -> R.SpinningRays:
     return R.SpinningRays(np.deg2rad(ELEVATIONS_DEG), azimuths, T_world_velo, MAX_RANGE)
 
 

@@ -52,7 +52,7 @@ _DIRS_CAM: dict[PinholeCamera, np.ndarray] = {}
 class CameraRays(RayGrid):
     """A pinhole camera's pixel rays: directions with camera z = 1, so `t` is the depth z."""
 
-    def __init__(self, camera: PinholeCamera, T_world_cam: np.ndarray, max_t: float = 400.0) -> None:  # noqa: N803
+    def __init__(self, camera: PinholeCamera, T_world_cam: np.ndarray, max_t: float = 400.0) -> None:
         self.camera = camera
         self.R = np.asarray(T_world_cam, np.float64)[:3, :3]
         dc = _DIRS_CAM.get(camera)
@@ -104,7 +104,7 @@ class CameraRays(RayGrid):
 class SpinningRays(RayGrid):
     """A spinning LiDAR: rows are beams (elevations, descending), columns azimuths from -pi; unit directions."""
 
-    def __init__(self, elevations: np.ndarray, azimuths: int, T_world_sensor: np.ndarray,  # noqa: N803
+    def __init__(self, elevations: np.ndarray, azimuths: int, T_world_sensor: np.ndarray,
                  max_t: float = 120.0) -> None:
         self.elev = np.asarray(elevations, np.float64)
         self.n_az = azimuths
@@ -167,7 +167,7 @@ class Hits:
     gsign: np.ndarray  # (H, W) int8 sign of a kerb face's normal
 
 
-def cast_ground(rays: RayGrid, grid) -> Hits:  # noqa: ANN001
+def cast_ground(rays: RayGrid, grid) -> Hits:
     """Closed-form hits with the road (z = 0), the raised blocks (z = kerb height) and the kerb faces between."""
     h, w = rays.shape
     t = np.full(h * w, np.inf, np.float32)
@@ -314,7 +314,7 @@ def _periodic(x: np.ndarray, period: float | np.ndarray) -> np.ndarray:
     return x - np.round(x / period) * period
 
 
-def _road_marks(grid, x: np.ndarray, y: np.ndarray, fp: np.ndarray) -> np.ndarray:  # noqa: ANN001
+def _road_marks(grid, x: np.ndarray, y: np.ndarray, fp: np.ndarray) -> np.ndarray:
     """Paint coverage on the road: centre, lane and edge lines, dashes, zebra crossings and stop lines."""
     bx, by = grid.bands
     ix, offx, inx = bx.locate(x)
@@ -346,7 +346,7 @@ def _road_marks(grid, x: np.ndarray, y: np.ndarray, fp: np.ndarray) -> np.ndarra
     return cov
 
 
-def surface(rays: RayGrid, hits: Hits, objects: W.Objects, grid, pixel_m: float | None) -> Surface:  # noqa: ANN001
+def surface(rays: RayGrid, hits: Hits, objects: W.Objects, grid, pixel_m: float | None) -> Surface:
     """Normals, materials, texture coordinates and overlays of all hit points (deferred shading input).
 
     `pixel_m`: metres a ray's footprint spans per metre of distance (1 / fx for a camera); it sets the level of
@@ -395,7 +395,7 @@ def surface(rays: RayGrid, hits: Hits, objects: W.Objects, grid, pixel_m: float 
 
 
 def _ground_surface(g: np.ndarray, hits: Hits, idx: np.ndarray, p: list, normal: list, material: np.ndarray,
-                    u: np.ndarray, v: np.ndarray, grid) -> np.ndarray:  # noqa: ANN001
+                    u: np.ndarray, v: np.ndarray, grid) -> np.ndarray:
     """Fill the ground rows `g`: road, block tops (sidewalk or grass) and kerb faces; returns the road rows."""
     if not len(g):
         return g

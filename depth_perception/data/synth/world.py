@@ -84,15 +84,15 @@ class _Builder:
         self.rng = rng
         self.rows: list[tuple] = []
 
-    def add(self, kind: int, lo, hi, material: int, tint=None, windows=(0, 0, 0, 0)) -> None:  # noqa: ANN001
+    def add(self, kind: int, lo, hi, material: int, tint=None, windows=(0, 0, 0, 0)) -> None:
         tint = MAT_TINT[material] if tint is None else tint
         uv = self.rng.uniform(0, 50, 2)
         self.rows.append((kind, lo, hi, material, tint, uv, windows))
 
-    def cylinder(self, x: float, y: float, r: float, z0: float, z1: float, material: int, tint=None) -> None:  # noqa: ANN001
+    def cylinder(self, x: float, y: float, r: float, z0: float, z1: float, material: int, tint=None) -> None:
         self.add(CYLINDER, (x - r, y - r, z0), (x + r, y + r, z1), material, tint)
 
-    def sphere(self, x: float, y: float, z: float, r: float, material: int, tint=None) -> None:  # noqa: ANN001
+    def sphere(self, x: float, y: float, z: float, r: float, material: int, tint=None) -> None:
         self.add(SPHERE, (x - r, y - r, z - r), (x + r, y + r, z + r), material, tint)
 
     def build(self) -> Objects:
@@ -104,10 +104,10 @@ class _Builder:
                        np.array(cols[6], np.float32))
 
 
-def car_boxes(b: _Builder, x: float, y: float, along: int, length: float, width: float, colour, van: bool) -> None:  # noqa: ANN001
+def car_boxes(b: _Builder, x: float, y: float, along: int, length: float, width: float, colour, van: bool) -> None:
     """A car as boxes: two axles with wheels, the body, a glass cabin; `along` is the axis the car points along."""
     def box(c_along: float, c_across: float, half_along: float, half_across: float, z0: float, z1: float,
-            material: int, tint=None) -> None:  # noqa: ANN001
+            material: int, tint=None) -> None:
         lo, hi = [0.0, 0.0, z0], [0.0, 0.0, z1]
         centre = (x, y)
         lo[along], hi[along] = centre[along] + c_along - half_along, centre[along] + c_along + half_along
