@@ -66,6 +66,7 @@ def read_pose(path: str) -> np.ndarray:
 def write_depth(path: Path, depth: np.ndarray, min_depth: float, max_depth: float) -> Path:
     import cv2
 
+    from ..geometry.depth_units import metres_to_millimetres
     from ..pipelines.base import colorize_depth
     from ..utils import atomic_path
 
@@ -77,8 +78,7 @@ def write_depth(path: Path, depth: np.ndarray, min_depth: float, max_depth: floa
             with open(tmp, "wb") as f:
                 np.save(f, depth.astype(np.float32))
         else:
-            mm = np.clip(np.nan_to_num(depth, nan=0.0) * 1000.0, 0, 65535).astype(np.uint16)
-            ok, buf = cv2.imencode(".png", mm)
+            ok, buf = cv2.imencode(".png", metres_to_millimetres(depth))
             if not ok:
                 raise CliError(f"cannot encode {path}", code=1)
             tmp.write_bytes(buf.tobytes())

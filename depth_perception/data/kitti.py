@@ -21,7 +21,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..geometry.camera import PinholeCamera, baseline_from_projections
-from ..geometry.se3 import invert_transform, make_transform
+from ..geometry.depth_units import kitti_to_metres, metres_to_kitti
+from ..geometry.se3 import euler_to_matrix, invert_transform, make_transform
 
 CAMERAS = (0, 1, 2, 3)
 COLOR_CAMERAS = (2, 3)
@@ -375,14 +376,6 @@ def format_oxts(packet: OxtsPacket | list[float] | tuple[float, ...] | np.ndarra
     )
 
 
-def _rot_xyz(roll: float, pitch: float, yaw: float) -> np.ndarray:
-    cr, sr, cp, sp, cy, sy = np.cos(roll), np.sin(roll), np.cos(pitch), np.sin(pitch), np.cos(yaw), np.sin(yaw)
-    Rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
-    Ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
-    Rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
-    return Rz @ Ry @ Rx
-
-
 def oxts_poses(packets: list[OxtsPacket]) -> np.ndarray:
     """(N, 4, 4) T_world_imu from OXTS as pykitti does (after the devkit's convertOxtsToPose): Mercator x/y with
     the scale cos(lat) of the first packet, altitude as z, R = Rz(yaw) Ry(pitch) Rx(roll); the world origin is
@@ -394,7 +387,7 @@ def oxts_poses(packets: list[OxtsPacket]) -> np.ndarray:
     for p in packets:
         tx = scale * p.lon * np.pi * EARTH_RADIUS_M / 180.0
         ty = scale * EARTH_RADIUS_M * np.log(np.tan((90.0 + p.lat) * np.pi / 360.0))
-        poses.append(make_transform(_rot_xyz(p.roll, p.pitch, p.yaw), [tx, ty, p.alt]))
+        poses.append(make_transform(euler_to_matrix(p.roll, p.pitch, p.yaw), [tx, ty, p.alt]))
     out = np.stack(poses)
     out[:, :3, 3] -= out[0, :3, 3].copy()
     return out
@@ -516,7 +509,7 @@ def read_depth_png(path: str | os.PathLike[str]) -> np.ndarray:
         raise ValueError(f"unreadable depth PNG {path}")
     if raw.dtype != np.uint16:
         raise ValueError(f"depth PNG {path} is {raw.dtype}, expected uint16 (depth x 256)")
-    return raw.astype(np.float32) / 256.0
+    return kitti_to_metres(raw)
 
 
 def write_depth_png(path: str | os.PathLike[str], depth: np.ndarray) -> None:
@@ -526,10 +519,7 @@ def write_depth_png(path: str | os.PathLike[str], depth: np.ndarray) -> None:
     d = np.asarray(depth, dtype=np.float64)
     if d.ndim != 2:
         raise ValueError(f"depth must be (H, W), got {d.shape}")
-    valid = np.isfinite(d) & (d > 0) & (d * 256.0 < 65535.5)
-    raw = np.zeros(d.shape, dtype=np.uint16)
-    raw[valid] = np.round(d[valid] * 256.0).astype(np.uint16)
-    if not cv2.imwrite(str(path), raw):
+    if not cv2.imwrite(str(path), metres_to_kitti(d)):
         raise OSError(f"could not write depth PNG {path}")
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry.se3 import invert_transform, matrix_to_quaternion
+from ..geometry.se3 import euler_to_matrix, invert_transform, matrix_to_quaternion
 from ..utils import progress
-from .kitti import COLOR_CAMERAS, KittiRawDrive, OxtsPacket, _rot_xyz, oxts_poses
+from .kitti import COLOR_CAMERAS, KittiRawDrive, OxtsPacket, oxts_poses
 from .mcap_checksums import fill_mcap_checksums
 
 CAMERA_FRAMES = {0: "camera_gray_left", 1: "camera_gray_right", 2: "camera_color_left", 3: "camera_color_right"}
@@ -109,7 +109,8 @@ class MessageFactory:
         """As kitti2bag: orientation from roll/pitch/yaw, accelerations (af, al, au), rates (wf, wl, wu)."""
         zeros = np.zeros(9)
         return self.t["sensor_msgs/msg/Imu"](
-            header=self.header(stamp_ns, frame_id), orientation=self._quaternion(_rot_xyz(p.roll, p.pitch, p.yaw)),
+            header=self.header(stamp_ns, frame_id),
+            orientation=self._quaternion(euler_to_matrix(p.roll, p.pitch, p.yaw)),
             orientation_covariance=zeros.copy(), angular_velocity=self._vector3(p.wf, p.wl, p.wu),
             angular_velocity_covariance=zeros.copy(), linear_acceleration=self._vector3(p.af, p.al, p.au),
             linear_acceleration_covariance=zeros.copy())

@@ -42,6 +42,7 @@ from std_msgs.msg import Header
 
 from ..engines import check_device
 from ..geometry.camera import PinholeCamera
+from ..geometry.se3 import transform_points
 from ..kinds import BACKENDS
 from ..pipelines.base import DepthResult, colorize_depth
 from ..ros.camera_info import camera_info_to_model, pinhole_to_camera_info
@@ -649,7 +650,7 @@ def transform_cloud(cloud: PointCloud2, T: np.ndarray, frame_id: str) -> PointCl
     """The same organized cloud with x, y, z mapped by T (4x4) and the header's frame set to frame_id."""
     arr = pointcloud2_to_array(cloud)
     xyz = np.stack([arr["x"], arr["y"], arr["z"]], -1).astype(np.float64)
-    out = xyz @ T[:3, :3].T + T[:3, 3]
+    out = transform_points(np.asarray(T, np.float64), xyz)
     arr = arr.copy()
     arr["x"], arr["y"], arr["z"] = out[..., 0], out[..., 1], out[..., 2]
     return array_to_pointcloud2(arr, header=copy_header(cloud.header, frame_id))

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from sensor_msgs.msg import Image
 
+from ..geometry.depth_units import metres_to_millimetres, millimetres_to_metres
+
 # encoding -> (numpy element type without byte order, channels); the sensor_msgs/image_encodings names.
 _NAMED: dict[str, tuple[str, int]] = {
     "mono8": ("u1", 1), "mono16": ("u2", 1),
@@ -155,11 +157,7 @@ def depth_image_to_numpy(msg: Image) -> np.ndarray:
     if msg.encoding == "32FC1":
         return image_to_numpy(msg)
     if msg.encoding in ("16UC1", "mono16"):
-        mm = image_to_numpy(msg)
-        depth = mm.astype(np.float32)
-        depth *= np.float32(0.001)
-        depth[mm == 0] = np.nan
-        return depth
+        return millimetres_to_metres(image_to_numpy(msg))
     raise ValueError(f"depth image encoding {msg.encoding!r} is not supported (32FC1 metres or 16UC1 millimetres)")
 
 
@@ -171,9 +169,5 @@ def depth_to_image(depth_m: np.ndarray, encoding: str = "32FC1", header: Any = N
     if encoding == "32FC1":
         return numpy_to_image(depth.astype(np.float32, copy=False), "32FC1", header)
     if encoding == "16UC1":
-        with np.errstate(invalid="ignore", over="ignore"):
-            mm = np.rint(depth.astype(np.float64) * 1000.0)
-            # Saturating at 65.535 m would publish a wrong depth; unknown is the honest value (0 in 16UC1).
-            ok = np.isfinite(mm) & (mm > 0) & (mm <= 65535)
-        return numpy_to_image(np.where(ok, mm, 0).astype(np.uint16), "16UC1", header)
+        return numpy_to_image(metres_to_millimetres(depth), "16UC1", header)
     raise ValueError(f"depth encoding must be '32FC1' or '16UC1', got {encoding!r}")

@@ -31,13 +31,10 @@ from .bag_files import open_bag
 from .bag_messages import to_rclpy
 from .bag_replay import publishers_for
 from .dds import init_context
+from .sync import stamp_to_ns
 
 KEY_TOPIC = "/kitti/camera_color_left/image_raw"
 OUTPUTS = {"depth": "depth", "confidence": "depth/confidence", "points": "depth/points"}
-
-
-def stamp_to_ns(stamp: Any) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 @dataclass

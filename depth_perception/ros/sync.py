@@ -17,13 +17,17 @@ from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+import numpy as np
+
 # A stamp this far before the last matched set means time jumped back (a bag loop, a restarted sensor driver).
 TIME_JUMP_BACK_NS = 1_000_000_000
 STALE_RUN_RESET = 3  # this many stale messages in a row on one input: time went back by less than the above
 
 
 def stamp_to_ns(stamp: Any) -> int:
-    """builtin_interfaces/Time (sec, nanosec) -> int nanoseconds."""
+    """builtin_interfaces/Time (sec, nanosec), or an int of nanoseconds already -> int nanoseconds."""
+    if isinstance(stamp, (int, np.integer)):
+        return int(stamp)
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 

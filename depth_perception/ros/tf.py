@@ -11,18 +11,12 @@ from geometry_msgs.msg import TransformStamped
 from ..geometry.se3 import make_transform, matrix_to_quaternion, quaternion_to_matrix
 from ..geometry.transform_buffer import TransformBuffer
 from .qos import tf_qos, tf_static_qos
+from .sync import stamp_to_ns
 
 try:  # a ROS distro install; the pip environment has no tf2_ros
     import tf2_ros
 except ImportError:  # pragma: no cover - depends on the environment
     tf2_ros = None
-
-
-def stamp_to_ns(stamp: Any) -> int:
-    """builtin_interfaces/Time (or an int of nanoseconds) -> int nanoseconds."""
-    if isinstance(stamp, (int, np.integer)):
-        return int(stamp)
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 def ns_to_stamp(stamp_ns: int) -> Time:

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..geometry.projection import points_to_sparse_depth
+from ..geometry.se3 import transform_points
 from .stereo_data import open_drives, resize_depth
 
 
@@ -30,7 +31,7 @@ def velodyne_sparse_depth(drive: Any, cam: int, i: int) -> np.ndarray | None:
         return None
     points = drive.velodyne(i)[:, :3].astype(np.float64)
     T = drive.calib.T_cam_velo(cam)
-    in_cam = points @ T[:3, :3].T + T[:3, 3]
+    in_cam = transform_points(T, points)
     return points_to_sparse_depth(in_cam.astype(np.float32), drive.calib.cam(cam), min_depth=0.5)
 
 

@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..geometry.projection import points_to_sparse_depth
-from ..geometry.se3 import invert_transform
+from ..geometry.se3 import invert_transform, transform_points
 from .stereo_data import find_drives, open_drive, resize_depth
 
 SIDES = {"l": 2, "r": 3}
@@ -36,7 +36,7 @@ def lidar_depth(drive: Any, cam: int, i: int) -> np.ndarray | None:
         camera = drive.calib.cam(cam)
         pts = drive.velodyne(i)[:, :3].astype(np.float64)
         T = drive.calib.T_cam_velo(cam)
-        depth = points_to_sparse_depth((pts @ T[:3, :3].T + T[:3, 3]).astype(np.float32), camera, min_depth=0.5)
+        depth = points_to_sparse_depth(transform_points(T, pts).astype(np.float32), camera, min_depth=0.5)
     return None if depth is None else np.nan_to_num(np.asarray(depth, np.float32))
 
 

@@ -1,0 +1,39 @@
+"""The depth-unit rules, one module for all their users (depth_image_proc's depth_traits): metres with NaN, uint16
+millimetres and KITTI's x256 with 0 for unknown, and nothing out of range saturated into a wrong depth."""
+import numpy as np
+
+from depth_perception.geometry.depth_units import (
+    kitti_to_metres,
+    metres_to_kitti,
+    metres_to_millimetres,
+    millimetres_to_metres,
+)
+
+DEPTHS = np.array([[np.nan, np.inf, -1.0, 0.0, 0.0004, 0.0006, 1.2345, 65.535, 65.536, 300.0]])
+
+
+def test_millimetres_round_and_unknown_or_out_of_range_is_zero():
+    np.testing.assert_array_equal(metres_to_millimetres(DEPTHS), [[0, 0, 0, 0, 0, 1, 1234, 65535, 0, 0]])
+    back = millimetres_to_metres(metres_to_millimetres(DEPTHS))
+    assert back.dtype == np.float32 and np.isnan(back[0, :6][[0, 1, 2, 3, 4]]).all()
+    np.testing.assert_allclose(back[0, [5, 6, 7]], [0.001, 1.234, 65.535], rtol=1e-6)
+
+
+def test_kitti_x256_and_the_255_99_m_limit():
+    raw = metres_to_kitti(DEPTHS)
+    assert raw.dtype == np.uint16 and raw[0, 6] == round(1.2345 * 256)
+    np.testing.assert_array_equal(raw[0, [0, 1, 2, 3]], 0)
+    assert raw[0, 9] == 0 and metres_to_kitti(np.array([255.99]))[0] == 65533
+    np.testing.assert_allclose(kitti_to_metres(raw)[0, 6], round(1.2345 * 256) / 256)
+    assert kitti_to_metres(np.zeros(3, np.uint16)).tolist() == [0.0, 0.0, 0.0]  # sparse input: 0 = no measurement
+
+
+def test_the_ros_message_and_the_kitti_png_use_these_rules(tmp_path):
+    from depth_perception.data.kitti import read_depth_png, write_depth_png
+    from depth_perception.ros.image import depth_image_to_numpy, depth_to_image, image_to_numpy
+
+    msg = depth_to_image(DEPTHS, "16UC1")
+    np.testing.assert_array_equal(image_to_numpy(msg), metres_to_millimetres(DEPTHS))
+    np.testing.assert_array_equal(depth_image_to_numpy(msg), millimetres_to_metres(metres_to_millimetres(DEPTHS)))
+    write_depth_png(tmp_path / "d.png", DEPTHS)
+    np.testing.assert_array_equal(read_depth_png(tmp_path / "d.png"), kitti_to_metres(metres_to_kitti(DEPTHS)))
