@@ -10,7 +10,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", default="auto",
                         help="engine artifact, training checkpoint folder, 'auto' (shipped engine) or 'classical'; "
                              "IP-Basic always runs beside it")
-    parser.add_argument("--data", nargs="+", required=True, help="drive folders or roots of KITTI-layout drives")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data", nargs="+", help="drive folders or roots of KITTI-layout drives")
+    where.add_argument("--scene", help="a real scene with ground truth: 'motorcycle' (Middlebury 2014, shipped by "
+                                       "scikit-image) or a Middlebury 2014 scene folder (im0/im1/calib.txt/disp0.pfm)")
+    parser.add_argument("--density", type=float, default=0.05,
+                        help="--scene: share of ground-truth pixels in the random sparse pattern (default 0.05)")
+    parser.add_argument("--beams", type=int, default=64, help="--scene: beams of the simulated scanner pattern")
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--depth-root",
                         help="real KITTI: the depth-completion folder (train/, val/) matching the raw drives")
@@ -25,10 +31,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
 
 
+def run_scene(args: argparse.Namespace) -> int:
+    from ..errors import CliError
+    from ..eval.real_scenes import (
+        evaluate_completion_scene,
+        format_completion,
+        load_scene,
+        random_pattern,
+        scanner_pattern,
+    )
+    from ..utils import write_json
+
+    if not 0 < args.density <= 1 or args.beams < 2:
+        raise CliError(f"--density must be in (0, 1] and --beams >= 2, got {args.density} and {args.beams}")
+    try:
+        scene = load_scene(args.scene)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from None
+    patterns = {f"random_{args.density:g}": random_pattern(scene.depth, args.density),
+                f"scanner_{args.beams}": scanner_pattern(scene, beams=args.beams)}
+    engines = ["classical"] + ([args.engine] if args.engine != "classical" else [])
+    report = evaluate_completion_scene(scene, engines, patterns, backend=args.backend, device=args.device)
+    print(format_completion(report))
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import CliError
     from ..utils import write_json
 
+    if args.scene:
+        return run_scene(args)
     try:
         report = evaluate(args.engine, args.data, cameras=args.cameras, crop=args.crop, max_frames=args.max_frames,
                           stride=args.stride, min_depth=args.min_depth, max_depth=args.max_depth,

@@ -7,7 +7,10 @@ from ..eval.stereo_eval import evaluate, format_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", nargs="+", required=True, help="drive folders or roots of KITTI-layout drives")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data", nargs="+", help="drive folders or roots of KITTI-layout drives")
+    where.add_argument("--scene", help="a real scene with ground truth: 'motorcycle' (Middlebury 2014, shipped by "
+                                       "scikit-image) or a Middlebury 2014 scene folder (im0/im1/calib.txt/disp0.pfm)")
     parser.add_argument("--engine", nargs="*", default=["classical"],
                         help="methods besides SGBM: 'classical' and/or engine artifacts (default: classical)")
     parser.add_argument("--json", help="write the figures here")
@@ -25,6 +28,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..utils import write_json
 
+    if args.scene:
+        from ..errors import CliError
+        from ..eval.real_scenes import evaluate_stereo_scene, format_stereo, load_scene
+
+        try:
+            scene = load_scene(args.scene)
+        except (ValueError, FileNotFoundError) as exc:
+            raise CliError(str(exc)) from None
+        report = evaluate_stereo_scene(scene, list(args.engine), backend=args.backend, device=args.device,
+                                       planes=args.planes)
+        print(format_stereo(report))
+        if args.json:
+            write_json(args.json, report)
+        return 0
     report = evaluate(args)
     print(format_table(report))
     if args.json:

@@ -1,0 +1,195 @@
+"""Real stereo scenes with ground truth (data.middlebury): every method on the same inputs, side by side.
+
+Stereo protocol: each method sees the full rectified pair with both cameras' intrinsics (SGBM the raw pair, as
+stereo_image_proc would); scores are in the scene's own disparity (Middlebury's d = f B / Z - doffs) on every
+pixel with ground truth. `bad1`, `bad3`: share off by more than 1 / 3 px, a hole counting as an error; `epe` over
+the pixels a method filled (with `density`); depth metrics (`abs_rel`, `rmse`, `a1`) after the KITTI devkit's
+background hole filling, so a hole costs there too.
+
+Completion protocol: sparse depth is sampled from the ground truth in two patterns, uniform random at a density
+and a simulated spinning scanner (beams at constant elevation steps, seen from a point above the camera); every
+method gets the same sparse input; KITTI depth-completion metrics on the ground-truth pixels not given as input.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.middlebury import StereoScene, motorcycle_scene, read_middlebury_scene
+from .completion_metrics import completion_metrics
+from .metrics import compute_depth_metrics
+from .stereo_eval import fill_holes_background
+
+
+def load_scene(name: str) -> StereoScene:
+    """'motorcycle' (the scene scikit-image ships) or a Middlebury 2014 scene folder."""
+    if name == "motorcycle":
+        return motorcycle_scene()
+    return read_middlebury_scene(name)
+
+
+def _sgbm_disparity(scene: StereoScene) -> np.ndarray:
+    import cv2
+
+    from .stereo_eval import SgbmConfig
+
+    cfg = SgbmConfig()
+    valid = scene.disparity[np.isfinite(scene.disparity)]
+    num = int(np.ceil((float(valid.max()) * 1.25 + 1) / 16.0) * 16) if valid.size else 64
+    sgbm = cv2.StereoSGBM_create(
+        minDisparity=0, numDisparities=max(16, num), blockSize=cfg.block_size, P1=cfg.p1, P2=cfg.p2,
+        disp12MaxDiff=cfg.disp12_max_diff, preFilterCap=cfg.prefilter_cap, uniquenessRatio=cfg.uniqueness_ratio,
+        speckleWindowSize=cfg.speckle_window, speckleRange=cfg.speckle_range, mode=cv2.STEREO_SGBM_MODE_SGBM)
+    gray = [cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) for img in (scene.left, scene.right)]
+    disp = sgbm.compute(*gray).astype(np.float32) / 16.0
+    return np.where(disp > 0, disp, np.nan).astype(np.float32)
+
+
+def _depth_range(scene: StereoScene) -> tuple[float, float]:
+    depth = scene.depth[np.isfinite(scene.depth)]
+    return float(depth.min()) * 0.7, float(depth.max()) * 1.4
+
+
+def stereo_scores(scene: StereoScene, disparity: np.ndarray) -> dict[str, float]:
+    """The stereo protocol's figures for a predicted disparity (NaN = hole) against the scene's."""
+    gt = scene.disparity
+    valid = np.isfinite(gt)
+    err = np.abs(np.where(np.isfinite(disparity), disparity, np.inf) - gt)[valid]
+    filled_err = err[np.isfinite(err)]
+    fxb = scene.camera.fx * scene.baseline
+    # devkit filling works on "disparity + doffs" (the quantity proportional to inverse depth)
+    full = fill_holes_background(np.where(np.isfinite(disparity), disparity + scene.doffs, np.nan))
+    with np.errstate(divide="ignore"):
+        pred_depth = np.where(full > 0, fxb / full, np.nan)
+    lo, hi = _depth_range(scene)
+    pred_depth = np.clip(np.nan_to_num(pred_depth, nan=hi), lo, hi)
+    depth = compute_depth_metrics(scene.depth[valid], pred_depth[valid])
+    return {"bad1": float(np.mean(err > 1.0)), "bad3": float(np.mean(err > 3.0)),
+            "epe": float(filled_err.mean()) if filled_err.size else float("nan"),
+            "density": float(np.isfinite(err).mean()), "abs_rel": depth["abs_rel"], "rmse": depth["rmse"],
+            "a1": depth["a1"]}
+
+
+def evaluate_stereo_scene(scene: StereoScene, engines: Sequence[str], backend: str = "auto", device: str = "auto",
+                          planes: int = 64, classical_width: int = 640) -> dict[str, Any]:
+    """SGBM and each engine ('classical' or an artifact path) on the scene: name -> figures and time."""
+    from ..pipelines.stereo import StereoPipeline, StereoPipelineConfig
+
+    lo, hi = _depth_range(scene)
+    results: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    disp = _sgbm_disparity(scene)
+    results["sgbm"] = {**stereo_scores(scene, disp), "ms": (time.perf_counter() - t0) * 1e3}
+    for engine in engines:
+        pipe = StereoPipeline(StereoPipelineConfig(engine=engine, backend=backend, device=device, min_depth=lo,
+                                                   max_depth=hi, planes=planes, classical_max_width=classical_width))
+        t0 = time.perf_counter()
+        result = pipe.process(scene.left, scene.right, scene.camera, scene.baseline, right_camera=scene.right_camera)
+        ms = (time.perf_counter() - t0) * 1e3
+        name = "classical" if engine == "classical" else f"learned:{Path(pipe.name).name}"
+        results[name] = {**stereo_scores(scene, scene.disparity_from_depth(result.depth)), "ms": ms}
+    return {"scene": scene.name, "width": scene.camera.width, "height": scene.camera.height,
+            "depth_range": [lo, hi], "methods": results}
+
+
+# ----------------------------------------------------------------------------------------------- completion
+
+def random_pattern(depth: np.ndarray, density: float, seed: int = 0) -> np.ndarray:
+    """Sparse depth (0 = none) at a uniform random share `density` of the pixels with ground truth."""
+    rng = np.random.default_rng(seed)
+    keep = np.isfinite(depth) & (rng.random(depth.shape) < density)
+    return np.where(keep, depth, 0.0).astype(np.float32)
+
+
+def scanner_pattern(scene: StereoScene, beams: int = 64, height_m: float = 0.3,
+                    fov_deg: tuple[float, float] = (-24.9, 2.0), azimuth_step_deg: float = 0.17,
+                    seed: int = 0) -> np.ndarray:
+    """Sparse depth a spinning scanner `height_m` above the camera would give: returns on `beams` cones of
+    constant elevation (HDL-64E-like by default) at `azimuth_step_deg`, each on the ground-truth pixel nearest
+    its ray (no occlusion test beyond that: the scene is seen from almost the same place)."""
+    cam, depth = scene.camera, scene.depth
+    v, u = np.nonzero(np.isfinite(depth))
+    z = depth[v, u].astype(np.float64)
+    x, y = (u - cam.cx) / cam.fx * z, (v - cam.cy) / cam.fy * z
+    y_from_scanner = y + height_m  # optical frame, y down: the scanner sits at y = -height_m
+    elevation = np.degrees(np.arctan2(-y_from_scanner, np.hypot(x, z)))
+    azimuth = np.degrees(np.arctan2(x, z))
+    beam_angles = np.linspace(fov_deg[0], fov_deg[1], beams)
+    beam_step = (fov_deg[1] - fov_deg[0]) / max(1, beams - 1)
+    nearest_beam = np.clip(np.rint((elevation - fov_deg[0]) / beam_step), 0, beams - 1).astype(int)
+    on_beam = np.abs(elevation - beam_angles[nearest_beam]) < beam_step * 0.08
+    phase = np.random.default_rng(seed).uniform(0, azimuth_step_deg)
+    pixel_deg = np.degrees(1.0 / cam.fx)  # one column's angular width at the image centre
+    on_step = np.abs(((azimuth - phase) / azimuth_step_deg + 0.5) % 1.0 - 0.5) * azimuth_step_deg < 0.5 * pixel_deg
+    keep = on_beam & on_step
+    sparse = np.zeros(depth.shape, np.float32)
+    sparse[v[keep], u[keep]] = depth[v[keep], u[keep]]
+    return sparse
+
+
+def _nearest_fill(sparse: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    empty = sparse <= 0
+    if empty.all():
+        return np.full(sparse.shape, np.nan, np.float32)
+    _, (iy, ix) = ndimage.distance_transform_edt(empty, return_indices=True)
+    return sparse[iy, ix].astype(np.float32)
+
+
+def evaluate_completion_scene(scene: StereoScene, engines: Sequence[str], patterns: dict[str, np.ndarray],
+                              backend: str = "auto", device: str = "auto") -> dict[str, Any]:
+    """Nearest-neighbour in-fill and each engine ('classical' = IP-Basic, or an artifact) on each sparse pattern."""
+    from ..pipelines.completion import CompletionPipeline, CompletionPipelineConfig
+
+    lo, hi = _depth_range(scene)
+    pipes = {}
+    for engine in engines:
+        pipe = CompletionPipeline(CompletionPipelineConfig(engine=engine, backend=backend, device=device,
+                                                           min_depth=max(0.1, lo), max_depth=hi))
+        pipes["ip_basic" if engine == "classical" else f"learned:{Path(pipe.name).name}"] = pipe
+    out: dict[str, Any] = {}
+    for pattern, sparse in patterns.items():
+        held_out = np.isfinite(scene.depth) & (sparse <= 0)
+        rows: dict[str, Any] = {"density": float((sparse > 0).mean())}
+        t0 = time.perf_counter()
+        pred = _nearest_fill(sparse)
+        rows["nearest"] = {**completion_metrics(pred[held_out], scene.depth[held_out]),
+                           "ms": (time.perf_counter() - t0) * 1e3}
+        for name, pipe in pipes.items():
+            t0 = time.perf_counter()
+            result = pipe.process_sparse(scene.left, scene.camera, sparse)
+            ms = (time.perf_counter() - t0) * 1e3
+            pred = np.nan_to_num(result.depth, nan=hi)
+            rows[name] = {**completion_metrics(pred[held_out], scene.depth[held_out]), "ms": ms}
+        out[pattern] = rows
+    return {"scene": scene.name, "width": scene.camera.width, "height": scene.camera.height, "patterns": out}
+
+
+def format_stereo(report: dict[str, Any]) -> str:
+    cols = ("bad1", "bad3", "epe", "density", "abs_rel", "rmse", "a1", "ms")
+    lines = [f"{report['scene']} ({report['width']}x{report['height']}), holes count as errors",
+             f"{'method':<30}" + "".join(f"{c:>9}" for c in cols)]
+    for name, row in report["methods"].items():
+        lines.append(f"{name:<30}" + "".join(f"{row[c]:>9.3f}" for c in cols))
+    return "\n".join(lines)
+
+
+def format_completion(report: dict[str, Any]) -> str:
+    cols = ("rmse_mm", "mae_mm", "irmse", "imae", "ms")
+    lines = [f"{report['scene']} ({report['width']}x{report['height']}), scored on ground truth not given as input"]
+    for pattern, rows in report["patterns"].items():
+        lines.append(f"pattern {pattern} (density {rows['density']:.3f})")
+        lines.append(f"  {'method':<30}" + "".join(f"{c:>10}" for c in cols))
+        for name, row in rows.items():
+            if name != "density":
+                lines.append(f"  {name:<30}" + "".join(f"{row[c]:>10.1f}" for c in cols))
+    return "\n".join(lines)
+
+
+__all__ = ["evaluate_completion_scene", "evaluate_stereo_scene", "format_completion", "format_stereo", "load_scene",
+           "random_pattern", "scanner_pattern", "stereo_scores"]

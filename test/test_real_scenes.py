@@ -1,0 +1,83 @@
+"""The real-data evaluation: Middlebury 2014 Motorcycle (scikit-image ships it) and Middlebury scene folders,
+every method on the same inputs, holes counted as errors; the figures are checked against known answers."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from depth_perception.cli import main
+from depth_perception.data.middlebury import motorcycle_scene, read_middlebury_scene, read_pfm, write_pfm
+from depth_perception.eval.real_scenes import (
+    evaluate_completion_scene,
+    load_scene,
+    random_pattern,
+    scanner_pattern,
+    stereo_scores,
+)
+
+pytestmark = pytest.mark.slow  # not in `make test-fast`
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return motorcycle_scene()
+
+
+def test_the_motorcycle_scene_has_its_published_calibration_and_plausible_depth(scene):
+    assert scene.left.shape == (500, 741, 3) and scene.disparity.shape == (500, 741)
+    assert scene.doffs == pytest.approx(31.086) and scene.baseline == pytest.approx(0.193001)
+    depth = scene.depth[np.isfinite(scene.depth)]
+    assert 2.0 < np.median(depth) < 3.5 and np.isfinite(scene.disparity).mean() > 0.9
+
+
+def test_a_middlebury_folder_reads_back_as_the_scene_it_was_written_from(tmp_path, scene):
+    for name, img in (("im0.png", scene.left), ("im1.png", scene.right)):
+        cv2.imwrite(str(tmp_path / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    write_pfm(tmp_path / "disp0.pfm", np.where(np.isfinite(scene.disparity), scene.disparity, np.inf))
+    (tmp_path / "calib.txt").write_text(scene.calib_txt())
+    again = load_scene(str(tmp_path))
+    np.testing.assert_array_equal(again.left, scene.left)
+    np.testing.assert_array_equal(again.disparity, scene.disparity)
+    assert again.right_camera.cx == pytest.approx(scene.right_camera.cx)
+    assert read_pfm(tmp_path / "disp0.pfm").dtype == np.float32
+    (tmp_path / "disp0.pfm").write_bytes(b"P6\n1 1\n255\n\x00\x00\x00")
+    with pytest.raises(ValueError, match="not a PFM file"):
+        read_middlebury_scene(tmp_path)
+
+
+def test_stereo_scores_know_a_perfect_a_shifted_and_a_holey_disparity(scene):
+    perfect = stereo_scores(scene, scene.disparity)
+    assert perfect["bad1"] == 0 and perfect["epe"] == 0 and perfect["abs_rel"] < 1e-4 and perfect["density"] == 1
+    assert stereo_scores(scene, scene.disparity + 5.0)["bad3"] == 1.0
+    holes = scene.disparity.copy()
+    holes[:, ::2] = np.nan
+    holey = stereo_scores(scene, holes)
+    assert holey["bad1"] == pytest.approx(0.5, abs=0.02) and holey["epe"] == 0  # holes are errors, not ignored
+
+
+def test_the_scanner_pattern_lies_on_beams_of_constant_elevation(scene):
+    sparse = scanner_pattern(scene, beams=32)
+    assert 0.005 < (sparse > 0).mean() < 0.1
+    per_column = (sparse > 0).sum(0)
+    assert 0.2 < (per_column > 0).mean() < 0.6  # 0.17 degree azimuth steps: about every third column here
+    assert np.median(per_column[per_column > 0]) <= 2 * 32  # a few pixels per beam in a column, not a spray
+    assert np.all(sparse[sparse > 0] == scene.depth[sparse > 0])
+
+
+def test_eval_stereo_on_the_real_scene_puts_the_classical_sweep_beside_sgbm(tmp_path, capsys):
+    out = tmp_path / "stereo.json"
+    assert main(["eval", "stereo", "--scene", "motorcycle", "--engine", "classical", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    sgbm, classical = report["methods"]["sgbm"], report["methods"]["classical"]
+    assert sgbm["bad3"] < 0.35 and classical["bad3"] < 0.35  # a calibration or protocol bug gives ~1.0
+    assert classical["bad3"] < 1.3 * sgbm["bad3"]
+    assert "holes count as errors" in capsys.readouterr().out
+
+
+def test_completion_on_the_real_scene_in_random_and_scanner_patterns(scene):
+    patterns = {"random": random_pattern(scene.depth, 0.05), "scanner": scanner_pattern(scene)}
+    report = evaluate_completion_scene(scene, ["classical"], patterns)
+    for rows in report["patterns"].values():
+        assert rows["ip_basic"]["rmse_mm"] < 800 and rows["nearest"]["rmse_mm"] < 900
+    assert report["patterns"]["random"]["ip_basic"]["rmse_mm"] < 300
