@@ -205,3 +205,12 @@ def test_a_slow_engine_load_runs_off_the_callback_thread_while_the_old_engine_ke
         node.build_pipeline = real_build
         driver.set_remote_parameters(fqn, {"planes": START["planes"]})
         node.wait_until_ready(30)
+
+
+def test_the_readme_parameter_table_is_the_nodes_own_declarations():
+    from pathlib import Path
+
+    from depth_perception.nodes.launch_helpers import parameter_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert parameter_table() in readme, "README's parameter table is stale: paste parameter_table()'s output"

@@ -127,3 +127,23 @@ def node_actions(context: Any, kinds: tuple[str, ...] = KINDS, topics: bool = Fa
             arguments=["--ros-args", "--log-level", arg("log_level", "info")],
         ))
     return actions
+
+
+def parameter_table() -> str:
+    """The README's parameter table (markdown), from the nodes' declarations: one source for both."""
+    from ..kinds import load
+
+    rows: dict[str, list] = {}
+    for entry in REGISTRY.values():
+        for name, spec in load(entry.node_class).param_specs().items():
+            text = spec.description + (f" (one of: {', '.join(spec.choices)})" if spec.choices else "")
+            row = rows.setdefault(name, [[], spec.default, text])
+            row[0].append(entry.name)
+            if row[1] != spec.default:  # a per-node default: say which
+                row[1] = None
+    lines = ["| parameter | nodes | default | meaning |", "| --- | --- | --- | --- |"]
+    for name, (kinds, default, text) in rows.items():
+        where = "all" if len(kinds) == len(REGISTRY) else ", ".join(kinds)
+        shown = "per node" if default is None else f"`{default}`"
+        lines.append(f"| `{name}` | {where} | {shown} | {text} |")
+    return "\n".join(lines)
