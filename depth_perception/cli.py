@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
+    except Exception as exc:  # the CLI boundary reports everything in one line
         if os.environ.get("DEPTH_PERCEPTION_DEBUG"):
             raise
         print(f"{prog}: error: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -12,7 +12,7 @@ def share_file(*parts: str) -> str:
         from ament_index_python.packages import get_package_share_directory
 
         base = Path(get_package_share_directory(PACKAGE))
-    except Exception:
+    except Exception:  # not installed: the source tree
         base = Path(__file__).resolve().parents[1]
     return str(base.joinpath(*parts))
 

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         log(f"{kind}: {args.seconds:.0f} s at {args.rate:g} Hz, {CAMERA.width}x{CAMERA.height}, engine {engine}")
         try:
             result = bench_kind(kind, engine, args.seconds, args.rate, args.cloud_decimation)
-        except Exception as exc:
+        except Exception as exc:  # one kind failing must not hide the others
             result = {"error": f"{type(exc).__name__}: {exc}"}
         results[kind] = result
     header = (f"{'node':<11} {'engine':<12} {'in':>4} {'out':>4} {'p50 ms':>8} {'p95 ms':>8} {'engine':>8} "

@@ -210,7 +210,7 @@ def _config_path(args: argparse.Namespace) -> Path:
                 from ament_index_python.packages import get_package_share_directory
 
                 path = Path(get_package_share_directory("depth_perception")) / "config" / "kitti.yaml"
-            except Exception:
+            except Exception:  # no ament index outside a ROS install
                 pass
     if not path.is_file():
         raise CliError(f"node parameter file not found: {path}")
@@ -274,7 +274,7 @@ def record_nodes(args: argparse.Namespace, bag: Path, engines: dict[str, dict[st
     ticks = iter(progress(range(frames), desc="frames through the nodes"))
     next(ticks, None)
 
-    def on_frame(k: int, n: int, ok: bool) -> None:
+    def on_frame(k: int, n: int, ok: bool) -> None:  # the recorder logs frames that timed out
         next(ticks, None)
 
     def node_info(node: Any) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def default_engine_path(kind: str) -> Path | None:
         from ament_index_python.packages import get_package_share_directory
 
         candidates.append(Path(get_package_share_directory("depth_perception")) / "engines" / name)
-    except Exception:
+    except Exception:  # no ament index outside a ROS install, or the package is not installed
         pass
     return next((c for c in candidates if c.is_file() and c.with_suffix(".json").is_file()), None)
 

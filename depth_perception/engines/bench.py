@@ -171,7 +171,7 @@ def bench_artifact(path: str | Path, runs: int = 50, warmup: int = 5, threads: i
             from .flops import architecture_figures
 
             report.update(architecture_figures(spec))
-        except Exception as exc:
+        except Exception as exc:  # figures are a bonus; timing still counts without them
             log.warning("no parameter/FLOP count for %s: %s", path, exc)
         if path.suffix == ".onnx":
             report["tensorrt_rtx"] = rtx_build_figures(path)

@@ -74,7 +74,7 @@ def _to_onnx(module: Any, example: tuple[Any, ...], inputs: list[str], outputs: 
                 model = version_converter.convert_version(model, opset)
             onnx.checker.check_model(model)
             return model
-        except Exception as exc:
+        except Exception as exc:  # any failure of the first exporter means: try the second
             errors.append(f"dynamo exporter: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         try:
             buf = io.BytesIO()

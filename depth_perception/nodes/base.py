@@ -347,7 +347,7 @@ class DepthNodeBase(Node):
     def _load(self, generation: int, config: Any, values: dict[str, Any]) -> None:
         try:
             pipeline = self.build_pipeline(config)
-        except Exception as exc:
+        except Exception as exc:  # any load failure is reported, the node keeps running
             message = f"engine {config.engine!r} failed to load: {type(exc).__name__}: {exc}"
             revert: list[Parameter] = []
             with self._lock:
@@ -443,7 +443,7 @@ class DepthNodeBase(Node):
             except InputFault as fault:
                 self.frames_failed += 1
                 self._fault(fault.cause, str(fault))
-            except Exception as exc:
+            except Exception as exc:  # the frame boundary: report, drop the frame, keep running
                 self.frames_failed += 1
                 self._fault("processing", f"{type(exc).__name__}: {exc}")
 
@@ -510,7 +510,7 @@ class DepthNodeBase(Node):
             return np.eye(4)
         try:
             return np.asarray(self.tf.lookup(target, source, stamp_ns), np.float64)
-        except Exception as exc:
+        except Exception as exc:  # LookupError from our buffer, tf2 exceptions from tf2_ros
             raise InputFault("transform", f"no transform {source} -> {target} at {stamp_ns * 1e-9:.3f} s: "
                                           f"{exc}") from None
 

@@ -83,7 +83,7 @@ def missing_executables(need_rviz: bool, need_bag: bool = True, which: Any = Non
             from ament_index_python.packages import get_package_prefix as package_prefix
         try:
             package_prefix("rviz2")
-        except Exception:
+        except Exception:  # PackageNotFoundError, or no ament index at all
             missing.append("rviz2 (install ros-$ROS_DISTRO-rviz2, or pass rviz:=false)")
     return missing
 
@@ -98,7 +98,7 @@ def node_actions(context: Any, kinds: tuple[str, ...] = KINDS, topics: bool = Fa
     def arg(name: str, default: str = "") -> str:
         try:
             return LaunchConfiguration(name).perform(context)
-        except Exception:
+        except Exception:  # an argument this launch file does not declare
             return default
 
     config = arg("config")

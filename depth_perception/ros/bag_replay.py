@@ -234,7 +234,7 @@ def spin_replay(bag_path: str | Path, stop_event: threading.Event, context: Cont
     def target() -> None:
         try:
             result["stats"] = replay_bag(context, bag_path, stop_event=stop_event, **kwargs)
-        except Exception as exc:
+        except Exception as exc:  # handed to the caller
             result["error"] = exc
 
     thread = threading.Thread(target=target, name="bag_replay", daemon=True)

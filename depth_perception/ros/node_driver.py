@@ -135,7 +135,7 @@ class RosSession:
     def _spin(self) -> None:
         try:
             self.executor.spin()
-        except Exception:
+        except Exception:  # shutdown races end the spin; nothing to report
             pass
 
     def add(self, node: Node) -> Node:

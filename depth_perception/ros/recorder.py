@@ -82,7 +82,7 @@ class DepthRecorder(Node):
         received = time.monotonic()
         try:
             value = self._decode(what, msg)
-        except Exception as exc:
+        except Exception as exc:  # a bad message is recorded as an error, never kills the spin
             self.errors.append(f"{self.topics[kind][what]}: {type(exc).__name__}: {exc}")
             return
         stamp = stamp_to_ns(msg.header.stamp)
@@ -441,7 +441,7 @@ def record_bag(
             if node is not None:
                 try:
                     node.destroy_node()
-                except Exception:
+                except Exception:  # shutting down: a node that fails to go must not hide the result
                     pass
         rclpy.try_shutdown(context=context)
 
