@@ -1,5 +1,7 @@
 """DepthNodeBase: what the three depth nodes share — parameters, synchronized inputs, a worker, outputs, diagnostics.
 
+(The parameter declarations live in nodes/parameters.py, the node as a process of its own in nodes/process.py.)
+
 A node subclass names its inputs, its extra parameters and its pipeline, converts a synchronized set of messages
 into the pipeline's arrays (`prepare`) and calls the pipeline (`infer`). Everything else lives here:
 
@@ -18,12 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import JumpThreshold
 from rclpy.duration import Duration
 from rclpy.exceptions import ParameterException
@@ -42,28 +42,19 @@ from std_msgs.msg import Header
 
 from ..engines import check_device
 from ..geometry.camera import PinholeCamera
-from ..geometry.se3 import transform_points
-from ..kinds import BACKENDS
 from ..pipelines.base import DepthResult, colorize_depth
 from ..ros.camera_info import camera_info_to_model, pinhole_to_camera_info
 from ..ros.diagnostics import LatencyStats, RateMeter, diagnostic_array, diagnostic_status
 from ..ros.image import depth_to_image, image_to_rgb, numpy_to_image
-from ..ros.pointcloud import array_to_pointcloud2, depth_to_pointcloud2, pointcloud2_to_array
+from ..ros.pointcloud import depth_to_pointcloud2, transform_pointcloud2
 from ..ros.qos import output_qos, qos_from_params
 from ..ros.sync import ApproximateTimeSynchronizer, stamp_to_ns
+from .parameters import COMMON_PARAMS, ParameterStartupError, ParamSpec
 
 WARN_THROTTLE_S = 5.0  # one warning per cause per this many seconds
 FAULT_WINDOW_S = 5.0  # diagnostics stay WARN this long after the last fault
 STALE_INPUT_S = 5.0  # no input for this long while someone listens: WARN
 DIAGNOSTICS_TOPIC = "/diagnostics"
-
-
-class ParameterStartupError(ValueError):
-    """A node given a bad parameter value at start-up; one line naming the node, the parameter and why.
-
-    The node does not start with a default in its place: a vehicle configured with min_depth -5 should stop at
-    launch with the reason, not run with a setting nobody asked for. `run_node` exits with code 2.
-    """
 
 
 class InputFault(Exception):
@@ -72,71 +63,6 @@ class InputFault(Exception):
     def __init__(self, cause: str, message: str) -> None:
         super().__init__(message)
         self.cause = cause
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One node parameter: default (its type is the parameter's type), description, numeric range or choices.
-
-    `field` names the pipeline-config dataclass field it feeds (default: the same name, if the config has it).
-    """
-
-    name: str
-    default: bool | int | float | str
-    description: str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] = ()
-    field: str | None = None
-
-    def descriptor(self) -> ParameterDescriptor:
-        text = self.description + (f" (one of: {', '.join(self.choices)})" if self.choices else "")
-        desc = ParameterDescriptor(name=self.name, description=text)
-        if self.low is not None and self.high is not None:
-            if isinstance(self.default, bool):
-                raise TypeError(f"parameter {self.name}: a bool has no range")
-            if isinstance(self.default, int):
-                desc.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=1)]
-            else:
-                desc.floating_point_range = [FloatingPointRange(from_value=float(self.low),
-                                                                to_value=float(self.high), step=0.0)]
-        return desc
-
-    def check(self, value: Any) -> None:
-        """ValueError naming the parameter and the bad value (rclpy checks ranges too; construction-time values
-        and choices are ours to check)."""
-        if self.choices and value not in self.choices:
-            raise ValueError(f"{self.name} must be one of {list(self.choices)}, got {value!r}")
-        if self.low is not None and self.high is not None and not (self.low <= value <= self.high):
-            raise ValueError(f"{self.name} must be in [{self.low}, {self.high}], got {value!r}")
-
-
-COMMON_PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("engine", "auto", "depth engine: 'auto' (the shipped default engine), 'classical' where the node has "
-              "one, or an engine artifact path (.onnx / .engine / .plan with its .json sidecar); a new value is "
-              "loaded in the background and swapped in when ready"),
-    ParamSpec("backend", "auto", "engine runtime backend", choices=BACKENDS),
-    ParamSpec("device", "auto", "engine device: auto, cpu, cuda or cuda:N"),
-    ParamSpec("input_width", 0, "resize inputs to this width before the engine; 0 keeps the camera's width; "
-              "outputs and depth/camera_info use this resolution", 0, 8192),
-    ParamSpec("input_height", 0, "resize inputs to this height; 0 keeps the camera's height", 0, 8192),
-    ParamSpec("min_depth", 1.0, "nearest valid depth in metres", 0.01, 1000.0),
-    ParamSpec("max_depth", 80.0, "farthest valid depth in metres", 0.1, 1000.0),
-    ParamSpec("confidence_threshold", 0.0, "depth with confidence below this is published as NaN", 0.0, 1.0),
-    ParamSpec("output_encoding", "32FC1", "depth image encoding: 32FC1 metres (NaN invalid) or 16UC1 millimetres "
-              "(0 invalid)", choices=("32FC1", "16UC1")),
-    ParamSpec("colormap_min_depth", 1.0, "depth (m) drawn with the nearest colour in depth/colorized", 0.01, 1000.0),
-    ParamSpec("colormap_max_depth", 80.0, "depth (m) drawn with the farthest colour in depth/colorized", 0.1,
-              1000.0),
-    ParamSpec("cloud_decimation", 1, "depth/points keeps every Nth pixel in each direction (organized)", 1, 16),
-    ParamSpec("cloud_rgb", True, "depth/points carries packed rgb from the camera image (xyzrgb) or not (xyz)"),
-    ParamSpec("target_frame", "", "frame of depth/points; empty keeps the camera optical frame (else TF)"),
-    ParamSpec("qos_reliability", "best_effort", "input subscriptions' reliability",
-              choices=("best_effort", "reliable")),
-    ParamSpec("qos_depth", 5, "input subscriptions' history depth", 1, 100),
-    ParamSpec("sync_slop", 0.05, "largest stamp difference (s) between inputs of one synchronized set", 0.0, 1.0),
-    ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0),
-)
 
 
 @dataclass(frozen=True)
@@ -540,7 +466,7 @@ class DepthNodeBase(Node):
             cloud = depth_to_pointcloud2(depth, result.camera, header=copy_header(header), rgb=rgb,
                                          decimation=int(values["cloud_decimation"]))
             if T_target_camera is not None:
-                cloud = transform_cloud(cloud, T_target_camera, target)
+                cloud = transform_pointcloud2(cloud, T_target_camera, target)
             self.pub_points.publish(cloud)
         if self.pub_colorized.get_subscription_count() > 0:  # for people watching: last
             rgb8 = colorize_depth(depth, values["colormap_min_depth"], values["colormap_max_depth"])
@@ -644,85 +570,3 @@ class DepthNodeBase(Node):
         """Names of this node's worker and loader threads still running (an engine call in progress)."""
         threads = [self._worker, *self._loaders]
         return [t.name for t in threads if t is not None and t.is_alive()]
-
-
-def transform_cloud(cloud: PointCloud2, T: np.ndarray, frame_id: str) -> PointCloud2:
-    """The same organized cloud with x, y, z mapped by T (4x4) and the header's frame set to frame_id."""
-    arr = pointcloud2_to_array(cloud)
-    xyz = np.stack([arr["x"], arr["y"], arr["z"]], -1).astype(np.float64)
-    out = transform_points(np.asarray(T, np.float64), xyz)
-    arr = arr.copy()
-    arr["x"], arr["y"], arr["z"] = out[..., 0], out[..., 1], out[..., 2]
-    return array_to_pointcloud2(arr, header=copy_header(cloud.header, frame_id))
-
-
-SHUTDOWN_WAIT_S = 0.5  # after SIGINT / SIGTERM, how long a node process waits for an engine call to return
-SHUTDOWN_DEADLINE_S = 2.0  # and when it leaves whatever the ROS teardown is still doing (launch kills after 5 s)
-
-
-def _leave(node: Node | None, name: str) -> None:
-    """Tear down and leave promptly. An engine call cannot be interrupted and rcl may wait for handles a busy
-    thread still uses, so: a short wait for the engine, then either the normal teardown (under a watchdog that ends
-    the process at SHUTDOWN_DEADLINE_S) or, with the engine still busy, an immediate exit."""
-    import rclpy
-
-    def hard_exit(why: str) -> None:
-        print(f"{name}: {why}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(0)
-
-    watchdog = threading.Timer(SHUTDOWN_DEADLINE_S, hard_exit, args=("teardown took too long: leaving now",))
-    watchdog.daemon = True
-    watchdog.start()
-    if node is not None:
-        with node._cond:
-            node._stop = True
-            node._cond.notify_all()
-        worker = node._worker
-        if worker is not None:
-            worker.join(SHUTDOWN_WAIT_S)
-        busy = node.busy_threads()
-        if busy:
-            hard_exit(f"stopping with {', '.join(busy)} still in the engine")
-        node.destroy_node(timeout_s=SHUTDOWN_WAIT_S)
-    rclpy.try_shutdown()
-    watchdog.cancel()
-
-
-def run_node(node_class: Callable[..., Node], args: Sequence[str] | None = None) -> None:
-    """The console entry of a node: init, spin in a multi-threaded executor; SIGINT or SIGTERM stops it within a
-    second or two, even in the middle of an engine call (the call is abandoned: the process leaves without it).
-
-    The signals are ours, not rclpy's: the executor spins in short steps and checks for them, so a stop never
-    depends on a wait set being woken or on rclpy chaining to the previous handler.
-    """
-    import signal
-
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-
-    from ..ros.dds import init_default_context
-
-    init_default_context(args)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-    node = None
-    try:
-        node = node_class()
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ParameterStartupError as exc:
-        rclpy.try_shutdown()
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-    finally:
-        _leave(node, node_class.__name__)

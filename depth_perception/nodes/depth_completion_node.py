@@ -15,7 +15,9 @@ from ..geometry.se3 import transform_points
 from ..pipelines.base import DepthResult
 from ..ros.pointcloud import pointcloud2_to_xyz
 from ..ros.sync import stamp_to_ns
-from .base import DepthNodeBase, Frame, InputFault, InputSpec, ParamSpec, copy_header, run_node
+from .base import DepthNodeBase, Frame, InputFault, InputSpec, copy_header
+from .parameters import ParamSpec
+from .process import run_node
 
 
 class DepthCompletionNode(DepthNodeBase):

@@ -11,7 +11,9 @@ from typing import Any
 from sensor_msgs.msg import CameraInfo, Image
 
 from ..pipelines.base import DepthResult
-from .base import DepthNodeBase, Frame, InputSpec, ParamSpec, copy_header, run_node
+from .base import DepthNodeBase, Frame, InputSpec, copy_header
+from .parameters import ParamSpec
+from .process import run_node
 
 
 class MonoDepthNode(DepthNodeBase):

@@ -17,7 +17,9 @@ from ..geometry.camera import baseline_from_projections
 from ..pipelines.base import DepthResult
 from ..ros.camera_info import camera_info_to_model
 from ..ros.sync import stamp_to_ns
-from .base import DepthNodeBase, Frame, InputFault, InputSpec, ParamSpec, copy_header, run_node
+from .base import DepthNodeBase, Frame, InputFault, InputSpec, copy_header
+from .parameters import ParamSpec
+from .process import run_node
 
 
 class StereoDepthNode(DepthNodeBase):

@@ -83,7 +83,7 @@ def use_large_data_profile(environ: MutableMapping[str, str] | None = None) -> s
 
 def init_default_context(args: Any = None) -> None:
     """rclpy.init of the default context with the large-data profile and without rclpy's signal handlers (the
-    node process installs its own: see nodes.base.run_node)."""
+    node process installs its own: see nodes.process.run_node)."""
     import rclpy
 
     use_large_data_profile()

@@ -242,3 +242,18 @@ def _empty_cloud(dtype: np.dtype, shape: tuple[int, ...], header: Any = None) ->
     msg.row_step = int(dtype.itemsize * msg.width)
     set_uint8_data(msg, array.array("B", b"\0") * (msg.row_step * msg.height))  # zeroed: padding is defined
     return msg, np.frombuffer(msg.data, dtype=dtype).reshape(shape)
+
+
+def transform_pointcloud2(cloud: PointCloud2, T: np.ndarray, frame_id: str) -> PointCloud2:
+    """The same (organized) cloud with x, y, z mapped by T (4x4, target <- cloud frame) and its frame set to
+    frame_id; the other fields (rgb, ...) unchanged."""
+    from std_msgs.msg import Header
+
+    from ..geometry.se3 import transform_points
+
+    arr = pointcloud2_to_array(cloud)
+    xyz = np.stack([arr["x"], arr["y"], arr["z"]], -1).astype(np.float64)
+    out = transform_points(np.asarray(T, np.float64), xyz)
+    arr = arr.copy()
+    arr["x"], arr["y"], arr["z"] = out[..., 0], out[..., 1], out[..., 2]
+    return array_to_pointcloud2(arr, header=Header(stamp=cloud.header.stamp, frame_id=frame_id))

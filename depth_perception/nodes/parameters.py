@@ -1,0 +1,83 @@
+"""The depth nodes' parameters: each declared up front with its description, range or choices (ParamSpec), the
+ones every node shares (COMMON_PARAMS), and the error a bad value at start-up raises."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+from ..kinds import BACKENDS
+
+
+class ParameterStartupError(ValueError):
+    """A node given a bad parameter value at start-up; one line naming the node, the parameter and why.
+
+    The node does not start with a default in its place: a vehicle configured with min_depth -5 should stop at
+    launch with the reason, not run with a setting nobody asked for. `run_node` exits with code 2.
+    """
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter: default (its type is the parameter's type), description, numeric range or choices.
+
+    `field` names the pipeline-config dataclass field it feeds (default: the same name, if the config has it).
+    """
+
+    name: str
+    default: bool | int | float | str
+    description: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    field: str | None = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        text = self.description + (f" (one of: {', '.join(self.choices)})" if self.choices else "")
+        desc = ParameterDescriptor(name=self.name, description=text)
+        if self.low is not None and self.high is not None:
+            if isinstance(self.default, bool):
+                raise TypeError(f"parameter {self.name}: a bool has no range")
+            if isinstance(self.default, int):
+                desc.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=1)]
+            else:
+                desc.floating_point_range = [FloatingPointRange(from_value=float(self.low),
+                                                                to_value=float(self.high), step=0.0)]
+        return desc
+
+    def check(self, value: Any) -> None:
+        """ValueError naming the parameter and the bad value (rclpy checks ranges too; construction-time values
+        and choices are ours to check)."""
+        if self.choices and value not in self.choices:
+            raise ValueError(f"{self.name} must be one of {list(self.choices)}, got {value!r}")
+        if self.low is not None and self.high is not None and not (self.low <= value <= self.high):
+            raise ValueError(f"{self.name} must be in [{self.low}, {self.high}], got {value!r}")
+
+
+COMMON_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("engine", "auto", "depth engine: 'auto' (the shipped default engine), 'classical' where the node has "
+              "one, or an engine artifact path (.onnx / .engine / .plan with its .json sidecar); a new value is "
+              "loaded in the background and swapped in when ready"),
+    ParamSpec("backend", "auto", "engine runtime backend", choices=BACKENDS),
+    ParamSpec("device", "auto", "engine device: auto, cpu, cuda or cuda:N"),
+    ParamSpec("input_width", 0, "resize inputs to this width before the engine; 0 keeps the camera's width; "
+              "outputs and depth/camera_info use this resolution", 0, 8192),
+    ParamSpec("input_height", 0, "resize inputs to this height; 0 keeps the camera's height", 0, 8192),
+    ParamSpec("min_depth", 1.0, "nearest valid depth in metres", 0.01, 1000.0),
+    ParamSpec("max_depth", 80.0, "farthest valid depth in metres", 0.1, 1000.0),
+    ParamSpec("confidence_threshold", 0.0, "depth with confidence below this is published as NaN", 0.0, 1.0),
+    ParamSpec("output_encoding", "32FC1", "depth image encoding: 32FC1 metres (NaN invalid) or 16UC1 millimetres "
+              "(0 invalid)", choices=("32FC1", "16UC1")),
+    ParamSpec("colormap_min_depth", 1.0, "depth (m) drawn with the nearest colour in depth/colorized", 0.01, 1000.0),
+    ParamSpec("colormap_max_depth", 80.0, "depth (m) drawn with the farthest colour in depth/colorized", 0.1,
+              1000.0),
+    ParamSpec("cloud_decimation", 1, "depth/points keeps every Nth pixel in each direction (organized)", 1, 16),
+    ParamSpec("cloud_rgb", True, "depth/points carries packed rgb from the camera image (xyzrgb) or not (xyz)"),
+    ParamSpec("target_frame", "", "frame of depth/points; empty keeps the camera optical frame (else TF)"),
+    ParamSpec("qos_reliability", "best_effort", "input subscriptions' reliability",
+              choices=("best_effort", "reliable")),
+    ParamSpec("qos_depth", 5, "input subscriptions' history depth", 1, 100),
+    ParamSpec("sync_slop", 0.05, "largest stamp difference (s) between inputs of one synchronized set", 0.0, 1.0),
+    ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0),
+)
