@@ -156,15 +156,18 @@ def _from_yaml(data: dict[str, Any], image_size: tuple[int, int] | None, source:
 
 
 def _read_kitti_txt(path: Path) -> dict[str, np.ndarray]:
+    """The numeric entries of a KITTI calib_*.txt (parsed by data.kitti, the one KITTI reader); calib_time and
+    other text entries are left out."""
+    from .kitti import parse_key_values
+
     out: dict[str, np.ndarray] = {}
-    for line in _read_text(path).splitlines():
-        key, sep, value = line.partition(":")
-        if not sep or not value.strip():
-            continue
+    for key, value in parse_key_values(path, _read_text(path)).items():
         try:
-            out[key.strip()] = np.array([float(x) for x in value.split()])
+            out[key] = np.array([float(x) for x in value.split()])
         except ValueError:
-            continue  # calib_time and other non-numeric entries
+            continue
+        if out[key].size == 0:
+            del out[key]
     return out
 
 

@@ -34,12 +34,15 @@ DEFAULT_CALIB_TIME = "09-Jan-2012 13:57:47"
 # ---------------------------------------------------------------------------------------------------------------
 # calibration
 
-def _parse_key_values(path: Path) -> dict[str, str]:
-    """`key: values` lines; keys may repeat nowhere, values keep their own colons (calib_time: 09-Jan-2012 13:58:50)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"missing calibration file {path}")
+def parse_key_values(path: Path, text: str | None = None) -> dict[str, str]:
+    """KITTI's `key: values` lines (every calib_*.txt); values keep their own colons (calib_time: 09-Jan-2012
+    13:58:50). `text`: the file's content where the caller has read it already."""
+    if text is None:
+        if not path.is_file():
+            raise FileNotFoundError(f"missing calibration file {path}")
+        text = path.read_text()
     out: dict[str, str] = {}
-    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+    for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line:
             continue
@@ -162,9 +165,9 @@ def read_calib(date_dir: str | os.PathLike[str]) -> KittiCalib:
     """Read calib_cam_to_cam.txt, calib_velo_to_cam.txt and calib_imu_to_velo.txt from a KITTI date folder."""
     date_dir = Path(date_dir)
     cc_path, vc_path, iv_path = (date_dir / name for name in CALIB_FILES)
-    cc = _parse_key_values(cc_path)
-    vc = _parse_key_values(vc_path)
-    iv = _parse_key_values(iv_path)
+    cc = parse_key_values(cc_path)
+    vc = parse_key_values(vc_path)
+    iv = parse_key_values(iv_path)
     calib = KittiCalib(P_rect={}, R_rect={}, S_rect={})
     cams = sorted(int(m.group(1)) for k in cc if (m := re.fullmatch(r"P_rect_(\d\d)", k)))
     if not cams:
