@@ -156,7 +156,7 @@ def test_run_fails_with_one_line_naming_the_cause(args, words):
 
 
 def test_ctrl_c_stops_run_cleanly():
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONFAULTHANDLER="1")  # a hang below dumps every thread
     proc = subprocess.Popen([sys.executable, "-c", MAIN, "run", str(VEHICLE), "--set",
                              "stereo_depth_node.engine=classical", "--set", "depth_completion_node.engine=classical"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
@@ -170,7 +170,12 @@ def test_ctrl_c_stops_run_cleanly():
                 break
         assert "started" in seen, seen
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # say where it hangs: faulthandler prints each thread's stack on SIGABRT
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate(timeout=30)
+            raise AssertionError(f"run did not stop within 30 s of SIGINT; its threads:\n{err[-6000:]}") from None
     finally:
         if proc.poll() is None:
             proc.kill()

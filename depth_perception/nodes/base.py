@@ -564,6 +564,9 @@ class DepthNodeBase(Node):
         for loader in loaders:
             if loader is not threading.current_thread():
                 loader.join(timeout=max(0.0, deadline - time.monotonic()))
+        jump = getattr(self, "_clock_jump", None)  # absent when construction failed before it
+        if jump is not None:
+            jump.unregister()  # rclpy: the callback must stay valid as long as its handle is registered
         super().destroy_node()
 
     def busy_threads(self) -> list[str]:
