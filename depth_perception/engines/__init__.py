@@ -18,6 +18,7 @@ import os
 import re
 from pathlib import Path
 
+from ..kinds import BACKENDS  # the one list of backends
 from .spec import FORMAT, Engine, EngineError, EngineSpec, read_sidecar, sha256_file, sidecar_path, verify_sha256
 
 __all__ = [
@@ -26,7 +27,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-from ..kinds import BACKENDS  # noqa: E402 - the one list, in kinds.py
 
 _ALIASES = {"ort": "onnxruntime", "trt": "tensorrt", "pytorch": "torch"}
 PLAN_SUFFIXES = (".plan", ".engine")

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from ..kinds import KIND_NAMES as KINDS
+
 FORMAT = "depth_perception.engine/1"
-from ..kinds import KIND_NAMES as KINDS  # noqa: E402
 
 MODEL_SUFFIXES = (".onnx", ".plan", ".engine", ".safetensors")
 REQUIRED_KEYS = ("format", "kind", "inputs", "outputs")
