@@ -33,19 +33,12 @@ def load_scene(name: str) -> StereoScene:
 
 
 def _sgbm_disparity(scene: StereoScene) -> np.ndarray:
-    import cv2
+    """SGBM on the raw pair (Middlebury disparity), its range covering the scene's with a margin."""
+    from .stereo_eval import sgbm_disparity
 
-    from .stereo_eval import SgbmConfig
-
-    cfg = SgbmConfig()
     valid = scene.disparity[np.isfinite(scene.disparity)]
-    num = int(np.ceil((float(valid.max()) * 1.25 + 1) / 16.0) * 16) if valid.size else 64
-    sgbm = cv2.StereoSGBM_create(
-        minDisparity=0, numDisparities=max(16, num), blockSize=cfg.block_size, P1=cfg.p1, P2=cfg.p2,
-        disp12MaxDiff=cfg.disp12_max_diff, preFilterCap=cfg.prefilter_cap, uniquenessRatio=cfg.uniqueness_ratio,
-        speckleWindowSize=cfg.speckle_window, speckleRange=cfg.speckle_range, mode=cv2.STEREO_SGBM_MODE_SGBM)
-    gray = [cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) for img in (scene.left, scene.right)]
-    disp = sgbm.compute(*gray).astype(np.float32) / 16.0
+    num = int(float(valid.max()) * 1.25 + 1) if valid.size else 64
+    disp = sgbm_disparity(scene.left, scene.right, num)
     return np.where(disp > 0, disp, np.nan).astype(np.float32)
 
 

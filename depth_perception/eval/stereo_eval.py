@@ -82,20 +82,27 @@ class SgbmConfig:
     disp12_max_diff: int = 0
 
 
-def sgbm_depth(left: np.ndarray, right: np.ndarray, camera: PinholeCamera, baseline: float, min_depth: float,
-               config: SgbmConfig | None = None) -> np.ndarray:
-    """OpenCV StereoSGBM on a rectified pair -> depth (H, W) float32, NaN where SGBM has no disparity."""
+def sgbm_disparity(left: np.ndarray, right: np.ndarray, num_disparities: int,
+                   config: SgbmConfig | None = None) -> np.ndarray:
+    """OpenCV StereoSGBM on a rectified pair -> disparity (H, W) float32 in pixels, <= 0 where it has none."""
     cfg = config or SgbmConfig()
-    max_disp = camera.fx * baseline / min_depth
-    num = int(min(np.ceil(max_disp / 16.0), max(1, camera.width // 16 - 1)) * 16)
     sgbm = cv2.StereoSGBM_create(
-        minDisparity=0, numDisparities=max(16, num), blockSize=cfg.block_size, P1=cfg.p1, P2=cfg.p2,
-        disp12MaxDiff=cfg.disp12_max_diff, preFilterCap=cfg.prefilter_cap, uniquenessRatio=cfg.uniqueness_ratio,
-        speckleWindowSize=cfg.speckle_window, speckleRange=cfg.speckle_range, mode=cv2.STEREO_SGBM_MODE_SGBM,
+        minDisparity=0, numDisparities=max(16, int(np.ceil(num_disparities / 16.0)) * 16), blockSize=cfg.block_size,
+        P1=cfg.p1, P2=cfg.p2, disp12MaxDiff=cfg.disp12_max_diff, preFilterCap=cfg.prefilter_cap,
+        uniquenessRatio=cfg.uniqueness_ratio, speckleWindowSize=cfg.speckle_window, speckleRange=cfg.speckle_range,
+        mode=cv2.STEREO_SGBM_MODE_SGBM,
     )
     gl = cv2.cvtColor(left, cv2.COLOR_RGB2GRAY) if left.ndim == 3 else left
     gr = cv2.cvtColor(right, cv2.COLOR_RGB2GRAY) if right.ndim == 3 else right
-    disp = sgbm.compute(gl, gr).astype(np.float32) / 16.0
+    return sgbm.compute(gl, gr).astype(np.float32) / 16.0
+
+
+def sgbm_depth(left: np.ndarray, right: np.ndarray, camera: PinholeCamera, baseline: float, min_depth: float,
+               config: SgbmConfig | None = None) -> np.ndarray:
+    """OpenCV StereoSGBM on a rectified pair -> depth (H, W) float32, NaN where SGBM has no disparity."""
+    max_disp = camera.fx * baseline / min_depth
+    num = int(min(np.ceil(max_disp / 16.0), max(1, camera.width // 16 - 1)) * 16)
+    disp = sgbm_disparity(left, right, num, config)
     with np.errstate(divide="ignore"):
         depth = np.float32(camera.fx * baseline) / disp
     depth[~(disp > 0)] = np.nan
