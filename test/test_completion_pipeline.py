@@ -26,12 +26,13 @@ def plane_scene(camera=CAM, density=0.08, seed=0):
     return image, depth, pts[keep]
 
 
-def save_checkpoint_engine(folder, height=32, width=64):
+def save_checkpoint_engine(folder, height=32, width=64, **config):
     from depth_perception.models.registry import build_model
     from depth_perception.training.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
-    model = build_model("nlspn_light", height=height, width=width, width_base=8, iterations=2, max_depth=40.0)
+    model = build_model("nlspn_light", height=height, width=width, width_base=8, iterations=2, max_depth=40.0,
+                        **config)
     save_checkpoint(folder, model, None, 0, {"model": {"name": "nlspn_light", "config": model.config}})
     return folder
 
@@ -162,3 +163,27 @@ def test_propagation_iterations_change_a_torch_engine_and_are_validated(tmp_path
     assert pipe.engine.model.propagation.iterations == 7
     with pytest.raises(ValueError, match="propagation_iterations"):
         CompletionPipelineConfig(propagation_iterations=-1)
+
+
+def test_a_prior_engine_corrects_the_in_fill_at_the_cameras_own_resolution(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from depth_perception.commands.train_completion import export_trained
+    from depth_perception.geometry.infill import ipbasic_prior
+
+    image, _, points = plane_scene()
+    ckpt = save_checkpoint_engine(tmp_path / "ckpt", height=32, width=64, prior="ipbasic")  # smaller than 96x48
+    cfg = dict(device="cpu", max_depth=40.0)
+    pipe = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), **cfg))
+    result = pipe.process(image, CAM, points)
+    sparse = pipe.sparse_from_points(points, CAM)
+    # untrained, the correction is none: the in-fill at 96x48 itself, not one upsampled from 64x32
+    np.testing.assert_allclose(result.depth, np.where(sparse > 0, sparse, ipbasic_prior(sparse)), rtol=1e-5)
+    onnx = export_trained(ckpt, tmp_path / "prior.onnx", {"training": {"steps": 0}, "metrics": {}})
+    got = CompletionPipeline(CompletionPipelineConfig(engine=str(onnx), **cfg)).process(image, CAM, points)
+    np.testing.assert_allclose(got.depth, result.depth, rtol=1e-4, atol=1e-3)
+    sidecar = json.loads(onnx.with_suffix(".json").read_text())
+    assert sidecar["prior"] == "ipbasic" and sidecar["inputs"][2]["name"] == "prior_depth"
+    sidecar.pop("prior")
+    onnx.with_suffix(".json").write_text(json.dumps(sidecar))
+    with pytest.raises(ValueError, match="prior_depth and sidecar prior"):
+        CompletionPipeline(CompletionPipelineConfig(engine=str(onnx), **cfg))

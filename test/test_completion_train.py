@@ -173,3 +173,45 @@ def test_init_weight_adds_the_initial_depths_loss(drives):
     assert float(init_loss) > 0 and s0["l1_init"] == pytest.approx(s1["l1_init"])
     with pytest.raises(ValueError, match="init_weight"):
         make_loss(-1.0)
+
+
+def test_the_prior_variant_learns_to_beat_its_in_fill(drives):
+    from depth_perception.models.registry import build_model
+    from depth_perception.training.completion_data import CompletionDriveDataset
+    from depth_perception.training.completion_train import make_loss
+    from depth_perception.training.trainer import TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    model = build_model("nlspn_light", height=32, width=64, width_base=8, iterations=3, max_depth=40.0,
+                        prior="ipbasic")
+    kw = dict(crop_height=32, crop_width=64, top_crop=8, max_depth=40.0, prior="ipbasic")
+    patterned = CompletionDriveDataset([drives[0]], sensor_patterns=1.0, **kw)
+    lidar = CompletionDriveDataset([drives[0]], augment=False, **kw)
+    sample = patterned[0]
+    assert sample["prior_depth"].shape == sample["sparse_depth"].shape and (sample["prior_depth"] > 0).all()
+    gt, sparse = sample["depth"], sample["sparse_depth"]
+    assert torch.all(sparse[sparse > 0] == gt[sparse > 0])  # a pattern drawn from the ground truth ...
+    assert not torch.equal(sparse > 0, lidar[0]["sparse_depth"] > 0)  # ... not the drive's LiDAR
+    out = Path(drives[0]).parent / "prior_run"
+    cfg = TrainConfig(out_dir=str(out), steps=40, batch_size=4, lr=1e-3, log_every=5, ckpt_every=40, device="cpu",
+                      resume=False)
+    hist = Trainer(model, make_loss(), lidar, cfg, {"name": "nlspn_light", "config": model.config}).fit()
+    gain = [h["l1"] / h["l1_prior"] for h in hist]  # on the same batches
+    assert gain[0] > 0.9  # it starts as the in-fill (measurements kept) ...
+    assert max(gain[-2:]) < 0.85  # ... and learns to improve on it
+
+
+def test_a_warm_start_copies_what_matches_and_names_what_it_left(tmp_path):
+    from depth_perception.models.registry import build_model
+    from depth_perception.training.checkpoint import save_checkpoint, warm_start
+
+    old = build_model("nlspn_light", height=32, width=64, width_base=8, iterations=2)
+    save_checkpoint(tmp_path / "old", old, None, 0, {"model": {"name": "nlspn_light", "config": old.config}})
+    new = build_model("nlspn_light", height=32, width=64, width_base=8, iterations=2, prior="ipbasic")
+    fresh = warm_start(tmp_path / "old", new)
+    assert fresh == ["stem_dep.0.weight"]  # the depth stem takes two channels now; the rest is copied
+    torch.testing.assert_close(new.encoder.state_dict(), old.encoder.state_dict())
+    other = build_model("nlspn_light", height=32, width=64, width_base=16, iterations=2)
+    save_checkpoint(tmp_path / "wide", other, None, 0, {"model": {"name": "nlspn_light", "config": other.config}})
+    with pytest.raises(ValueError, match="share no tensor"):
+        warm_start(tmp_path / "wide", torch.nn.Linear(2, 2))

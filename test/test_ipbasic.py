@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from depth_perception.pipelines.ipbasic import IpBasicConfig, distance_confidence, ipbasic_complete
+from depth_perception.geometry.infill import IpBasicConfig, distance_confidence, ipbasic_complete
 
 
 def _sparse_plane(h=96, w=160, density=0.06, seed=0, top_empty=20):

@@ -124,3 +124,27 @@ def test_exports_to_onnx_within_the_tensorrt_op_list_and_matches_torch(tmp_path)
         want = model(*inputs)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w.numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_the_prior_variant_starts_as_its_in_fill_and_is_blind_to_the_depth_range():
+    torch.manual_seed(0)
+    model = build_model("nlspn_light", **{**TINY, "width_base": 8, "prior": "ipbasic"}).eval()
+    spec = model.io_spec()
+    assert [i["name"] for i in spec["inputs"]] == ["image", "sparse_depth", "prior_depth"]
+    assert spec["prior"] == "ipbasic"
+    image, sparse, prior = model.example_inputs()
+    with torch.no_grad():
+        depth, _ = model(image, sparse, prior)
+        # untrained: the in-fill, with the measurements put back
+        torch.testing.assert_close(depth, torch.where(sparse > 0, sparse, prior).clamp(0, 40.0))
+        model.init_head[-1].weight.normal_(0, 0.1)  # a trained-looking correction and propagation
+        model.propagation.conv_offset_aff.weight.normal_(0, 0.05)
+        near, _ = model(image, 0.1 * sparse, 0.1 * prior)
+        far, _ = model(image, sparse, prior)
+    assert not torch.allclose(far, torch.where(sparse > 0, sparse, prior))
+    torch.testing.assert_close(10.0 * near, far, rtol=1e-3, atol=1e-3)  # depth divided by the in-fill's scale
+    with pytest.raises(ValueError, match="prior_depth"):
+        model(image, sparse)
+    with pytest.raises(ValueError, match="prior"):
+        NLSPN(**{**TINY, "prior": "nearest"})
+    assert "prior" not in NLSPN(**TINY).config  # the configs of engines made before it stay as they were

@@ -12,7 +12,7 @@ from depth_perception.eval.real_scenes import (
     evaluate_completion_scene,
     load_scene,
     random_pattern,
-    scanner_pattern,
+    scene_scanner_pattern,
     stereo_scores,
 )
 
@@ -57,7 +57,7 @@ def test_stereo_scores_know_a_perfect_a_shifted_and_a_holey_disparity(scene):
 
 
 def test_the_scanner_pattern_lies_on_beams_of_constant_elevation(scene):
-    sparse = scanner_pattern(scene, beams=32)
+    sparse = scene_scanner_pattern(scene, beams=32)
     assert 0.005 < (sparse > 0).mean() < 0.1
     per_column = (sparse > 0).sum(0)
     assert 0.2 < (per_column > 0).mean() < 0.6  # 0.17 degree azimuth steps: about every third column here
@@ -76,7 +76,7 @@ def test_eval_stereo_on_the_real_scene_puts_the_classical_sweep_beside_sgbm(tmp_
 
 
 def test_completion_on_the_real_scene_in_random_and_scanner_patterns(scene):
-    patterns = {"random": random_pattern(scene.depth, 0.05), "scanner": scanner_pattern(scene)}
+    patterns = {"random": random_pattern(scene.depth, 0.05), "scanner": scene_scanner_pattern(scene)}
     report = evaluate_completion_scene(scene, ["classical"], patterns)
     for rows in report["patterns"].values():
         assert rows["ip_basic"]["rmse_mm"] < 800 and rows["nearest"]["rmse_mm"] < 900

@@ -38,7 +38,7 @@ def run_scene(args: argparse.Namespace) -> int:
         format_completion,
         load_scene,
         random_pattern,
-        scanner_pattern,
+        scene_scanner_pattern,
     )
     from ..utils import write_json
 
@@ -49,7 +49,7 @@ def run_scene(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None
     patterns = {f"random_{args.density:g}": random_pattern(scene.depth, args.density),
-                f"scanner_{args.beams}": scanner_pattern(scene, beams=args.beams)}
+                f"scanner_{args.beams}": scene_scanner_pattern(scene, beams=args.beams)}
     engines = ["classical"] + ([args.engine] if args.engine != "classical" else [])
     report = evaluate_completion_scene(scene, engines, patterns, backend=args.backend, device=args.device)
     print(format_completion(report))

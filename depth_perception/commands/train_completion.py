@@ -22,6 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prop-kernel", type=int, default=3, help="k: K = k*k - 1 neighbours")
     parser.add_argument("--no-preserve-input", action="store_true",
                         help="do not re-impose the sparse measurements after each propagation step")
+    parser.add_argument("--prior", choices=("none", "ipbasic"), default="none",
+                        help="ipbasic: the network refines the classical in-fill (an extra engine input) and sees "
+                             "depth divided by a per-image scale, so it starts as good as IP-Basic at any depth range")
+    parser.add_argument("--init", help="warm start: a checkpoint folder or .safetensors (an engine's weights) whose "
+                                       "tensors of matching name and shape are copied in; a new run only")
+    parser.add_argument("--sensor-patterns", type=float, default=0.0,
+                        help="share of samples whose sparse input is drawn from the ground truth in a random "
+                             "pattern (0.5-10%% random, 16-128 beam scanners, clusters) instead of the LiDAR")
     parser.add_argument("--height", type=int, default=240, help="training crop height")
     parser.add_argument("--width", type=int, default=1216, help="training crop width")
     parser.add_argument("--top-crop", type=int, default=100, help="rows removed at the top before cropping")

@@ -228,6 +228,11 @@ class Engine:
             elif name == "sparse_depth":
                 depth = rng.uniform(2.0, 20.0, shape) * (rng.random(shape) < 0.05)
                 out[name] = depth.astype(dtype)
+            elif name == "prior_depth" and "sparse_depth" in out:  # the in-fill of that sparse depth
+                from ..geometry.infill import ipbasic_prior
+
+                sparse = out["sparse_depth"].reshape(out["sparse_depth"].shape[-2:])
+                out[name] = ipbasic_prior(sparse).reshape(shape).astype(dtype)
             else:
                 out[name] = rng.random(shape).astype(dtype)
         return out

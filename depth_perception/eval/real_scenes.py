@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..data.middlebury import StereoScene, motorcycle_scene, read_middlebury_scene
+from ..data.sparse_patterns import random_pattern, scanner_pattern
 from .completion_metrics import completion_metrics
 from .metrics import compute_depth_metrics
 from .stereo_eval import fill_holes_background
@@ -91,37 +92,9 @@ def evaluate_stereo_scene(scene: StereoScene, engines: Sequence[str], backend: s
 
 # ----------------------------------------------------------------------------------------------- completion
 
-def random_pattern(depth: np.ndarray, density: float, seed: int = 0) -> np.ndarray:
-    """Sparse depth (0 = none) at a uniform random share `density` of the pixels with ground truth."""
-    rng = np.random.default_rng(seed)
-    keep = np.isfinite(depth) & (rng.random(depth.shape) < density)
-    return np.where(keep, depth, 0.0).astype(np.float32)
-
-
-def scanner_pattern(scene: StereoScene, beams: int = 64, height_m: float = 0.3,
-                    fov_deg: tuple[float, float] = (-24.9, 2.0), azimuth_step_deg: float = 0.17,
-                    seed: int = 0) -> np.ndarray:
-    """Sparse depth a spinning scanner `height_m` above the camera would give: returns on `beams` cones of
-    constant elevation (HDL-64E-like by default) at `azimuth_step_deg`, each on the ground-truth pixel nearest
-    its ray (no occlusion test beyond that: the scene is seen from almost the same place)."""
-    cam, depth = scene.camera, scene.depth
-    v, u = np.nonzero(np.isfinite(depth))
-    z = depth[v, u].astype(np.float64)
-    x, y = (u - cam.cx) / cam.fx * z, (v - cam.cy) / cam.fy * z
-    y_from_scanner = y + height_m  # optical frame, y down: the scanner sits at y = -height_m
-    elevation = np.degrees(np.arctan2(-y_from_scanner, np.hypot(x, z)))
-    azimuth = np.degrees(np.arctan2(x, z))
-    beam_angles = np.linspace(fov_deg[0], fov_deg[1], beams)
-    beam_step = (fov_deg[1] - fov_deg[0]) / max(1, beams - 1)
-    nearest_beam = np.clip(np.rint((elevation - fov_deg[0]) / beam_step), 0, beams - 1).astype(int)
-    on_beam = np.abs(elevation - beam_angles[nearest_beam]) < beam_step * 0.08
-    phase = np.random.default_rng(seed).uniform(0, azimuth_step_deg)
-    pixel_deg = np.degrees(1.0 / cam.fx)  # one column's angular width at the image centre
-    on_step = np.abs(((azimuth - phase) / azimuth_step_deg + 0.5) % 1.0 - 0.5) * azimuth_step_deg < 0.5 * pixel_deg
-    keep = on_beam & on_step
-    sparse = np.zeros(depth.shape, np.float32)
-    sparse[v[keep], u[keep]] = depth[v[keep], u[keep]]
-    return sparse
+def scene_scanner_pattern(scene: StereoScene, beams: int = 64, seed: int = 0) -> np.ndarray:
+    """The scene's ground truth as a `beams`-beam scanner 0.3 m above the camera would sample it."""
+    return scanner_pattern(scene.depth, scene.camera, beams=beams, seed=seed)
 
 
 def _nearest_fill(sparse: np.ndarray) -> np.ndarray:
@@ -185,4 +158,4 @@ def format_completion(report: dict[str, Any]) -> str:
 
 
 __all__ = ["evaluate_completion_scene", "evaluate_stereo_scene", "format_completion", "format_stereo", "load_scene",
-           "random_pattern", "scanner_pattern", "stereo_scores"]
+           "random_pattern", "scanner_pattern", "scene_scanner_pattern", "stereo_scores"]

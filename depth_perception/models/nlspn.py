@@ -11,6 +11,13 @@ Unlike the reference code (DCNv2, a compiled CUDA extension) the sampling is `gr
 one call (the grid stacks them along the rows), the T iterations unrolled, so the graph exports to ONNX within
 TensorRT 8.5's operator list. Sampling clamps at the image border (`padding_mode="border"`) instead of reading
 zeros, so pixels near the border are not pulled towards 0 m.
+
+`prior="ipbasic"` is our variant for inputs unlike the training set's: a third input, the classical in-fill of the
+same sparse depth (`geometry.infill`, computed outside the graph), becomes the starting point. Every depth in the
+graph is divided by one per-image scale (the in-fill's mean), so the network is blind to the depth range; the
+initial depth is the in-fill times exp(correction) with the correction head zero-initialised, and with the
+propagation also starting at "none" an untrained network returns the in-fill itself. Training learns only where
+to depart from it, so the engine cannot start below the classical method it is compared with.
 """
 from __future__ import annotations
 
@@ -22,6 +29,23 @@ from torch import Tensor, nn
 
 from .registry import register_model
 from .resnet import ImageNormalize, ResNetEncoder
+
+PRIORS = ("none", "ipbasic")
+PRIOR_MIN_SCALE = 0.05  # m: the per-image depth scale never falls below this (an all-empty in-fill reads 0)
+MAX_LOG_CORRECTION = 2.0  # the learned initial depth stays within e^-2 .. e^2 of the in-fill
+
+
+def infill_prior(sparse: Tensor, prior: str) -> Tensor:
+    """The classical in-fill of a batch of sparse depth (B, 1, H, W) metres, as the engine's prior_depth input."""
+    import numpy as np
+
+    from ..geometry.infill import ipbasic_prior
+
+    if prior != "ipbasic":
+        raise ValueError(f"no in-fill for prior {prior!r}")
+    arr = sparse.detach().cpu().numpy()
+    out = np.stack([ipbasic_prior(a[0])[None] for a in arr])
+    return torch.from_numpy(out).to(sparse.device)
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
@@ -129,8 +153,11 @@ class NLSPN(nn.Module):
         preserve_input: bool = True,
         max_depth: float = 90.0,
         shared_head: bool = False,
+        prior: str = "none",
     ) -> None:
         super().__init__()
+        if prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
         if height < 32 or width < 32:
             raise ValueError(f"height and width must be >= 32, got {height}x{width}")
         if not max_depth > 0:
@@ -142,12 +169,15 @@ class NLSPN(nn.Module):
             iterations=iterations, gamma=gamma, preserve_input=preserve_input, max_depth=max_depth,
             shared_head=shared_head,
         )
+        if prior != "none":  # older engines' configs carry no key: they stay loadable as they were
+            self.config["prior"] = prior
+        self.prior = prior
         self.height, self.width, self.max_depth = height, width, float(max_depth)
         w = width_base
         self.normalize = ImageNormalize()
         # Separate full-resolution stems for colour and depth (3/4 and 1/4 of the channels), as NLSPN does.
         self.stem_rgb = _conv_bn_relu(3, 3 * w // 4)
-        self.stem_dep = _conv_bn_relu(1, w // 4)
+        self.stem_dep = _conv_bn_relu(1 if prior == "none" else 2, w // 4)
         self.encoder = ResNetEncoder(layers=layers, width=w, in_channels=w)
         enc = self.encoder.num_ch_enc  # strides 2, 4, 8, 16, 32
         dec = [w, w, w, 2 * w, 4 * w]  # decoder outputs at strides 1, 2, 4, 8, 16
@@ -167,7 +197,11 @@ class NLSPN(nn.Module):
 
         self.head_trunk = trunk
         self.init_head = head(1)
-        nn.init.constant_(self.init_head[-1].bias, 0.2)  # start near a typical depth (0.2 max_depth), not at 0
+        if prior == "none":
+            nn.init.constant_(self.init_head[-1].bias, 0.2)  # start near a typical depth (0.2 max_depth), not at 0
+        else:  # a log-ratio correction of the in-fill that starts at exactly none
+            nn.init.zeros_(self.init_head[-1].weight)
+            nn.init.zeros_(self.init_head[-1].bias)
         self.conf_head = head(1)
         self.guide_head = head(self.num)
         self.propagation = NonLocalPropagation(self.num, prop_kernel, iterations, gamma, preserve_input)
@@ -178,9 +212,21 @@ class NLSPN(nn.Module):
         x = F.interpolate(x, size=(skip.shape[-2], skip.shape[-1]), mode="bilinear", align_corners=False)
         return torch.cat([x, skip], 1)
 
-    def forward_train(self, image: Tensor, sparse_depth: Tensor) -> dict[str, Tensor]:
-        sparse = torch.clamp(sparse_depth, min=0.0) / self.max_depth
-        f1 = torch.cat([self.stem_rgb(self.normalize(image)), self.stem_dep(sparse)], 1)
+    def forward_train(self, image: Tensor, sparse_depth: Tensor, prior_depth: Tensor | None = None
+                      ) -> dict[str, Tensor]:
+        sparse = torch.clamp(sparse_depth, min=0.0)
+        if self.prior == "none":
+            scale = torch.full_like(sparse[:, :, :1, :1], self.max_depth)
+            depth_in = sparse / scale
+        else:
+            if prior_depth is None:
+                raise ValueError(f"this NLSPN takes a prior_depth input (the {self.prior} in-fill)")
+            prior = torch.clamp(prior_depth, min=0.0)
+            scale = torch.clamp(prior.mean(dim=(2, 3), keepdim=True), min=PRIOR_MIN_SCALE)
+            prior = prior / scale
+            depth_in = torch.cat([sparse / scale, prior], 1)
+        sparse = sparse / scale
+        f1 = torch.cat([self.stem_rgb(self.normalize(image)), self.stem_dep(depth_in)], 1)
         f2, f4, f8, f16, f32 = self.encoder(f1)
         x = self.up16(self._up_cat(f32, f16))
         x = self.up8(self._up_cat(x, f8))
@@ -191,17 +237,20 @@ class NLSPN(nn.Module):
         if self.head_trunk is not None:
             x = self.head_trunk(x)
         init = self.init_head(x)
+        if self.prior != "none":
+            init = prior * torch.exp(torch.clamp(init, -MAX_LOG_CORRECTION, MAX_LOG_CORRECTION))
         confidence = torch.sigmoid(self.conf_head(x))
         offsets, grid, aff = self.propagation.offsets_affinities(self.guide_head(x), confidence)
         refined = self.propagation.propagate(init, grid, aff, sparse)
-        depth = torch.clamp(refined, 0.0, 1.0) * self.max_depth
+        depth = torch.clamp(refined * scale, 0.0, self.max_depth)
         return {
-            "depth": depth, "init_depth": init * self.max_depth, "confidence": confidence,
+            "depth": depth, "init_depth": init * scale, "confidence": confidence,
             "offsets": offsets, "affinities": aff,
         }
 
-    def forward(self, image: Tensor, sparse_depth: Tensor) -> tuple[Tensor, Tensor]:
-        out = self.forward_train(image, sparse_depth)
+    def forward(self, image: Tensor, sparse_depth: Tensor, prior_depth: Tensor | None = None
+                ) -> tuple[Tensor, Tensor]:
+        out = self.forward_train(image, sparse_depth, prior_depth)
         return out["depth"], out["confidence"]
 
     # -- deploy-module protocol -----------------------------------------------------------------------------
@@ -212,7 +261,9 @@ class NLSPN(nn.Module):
                 {"name": "image", "shape": [1, 3, h, w], "dtype": "float32", "description": "RGB / 255"},
                 {"name": "sparse_depth", "shape": [1, 1, h, w], "dtype": "float32",
                  "description": "sparse depth in metres (projected LiDAR), 0 = no measurement"},
-            ],
+            ] + ([{"name": "prior_depth", "shape": [1, 1, h, w], "dtype": "float32",
+                   "description": f"the {self.prior} in-fill of sparse_depth at this size, metres"}]
+                 if self.prior != "none" else []),
             "outputs": [
                 {"name": "depth", "shape": [1, 1, h, w], "dtype": "float32", "units": "m",
                  "description": "dense depth in [0, max_depth]"},
@@ -223,15 +274,19 @@ class NLSPN(nn.Module):
             "metric": True,
             "iterations": self.propagation.iterations,
             "neighbours": self.num,
+            **({"prior": self.prior} if self.prior != "none" else {}),
         }
 
-    def example_inputs(self) -> tuple[Tensor, Tensor]:
+    def example_inputs(self) -> tuple[Tensor, ...]:
         g = torch.Generator().manual_seed(0)
         h, w = self.height, self.width
         image = torch.rand(1, 3, h, w, generator=g)
         depth = 2.0 + torch.rand(1, 1, h, w, generator=g) * (0.5 * self.max_depth)
         keep = torch.rand(1, 1, h, w, generator=g) < 0.05
-        return image, torch.where(keep, depth, torch.zeros_like(depth))
+        sparse = torch.where(keep, depth, torch.zeros_like(depth))
+        if self.prior == "none":
+            return image, sparse
+        return image, sparse, infill_prior(sparse, self.prior)
 
 
 LIGHT = dict(layers=18, width_base=16, shared_head=True)

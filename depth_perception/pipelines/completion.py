@@ -5,6 +5,11 @@
 engine runs at its fixed size through `engines.resize`: the image is resized (area), the sparse depth
 scattered (never interpolated, so no points are blended), and depth and confidence are restored to the
 camera's pixels (nearest, so no depth is invented between surfaces). Measured pixels get their measurement back.
+An engine with a `prior_depth` input (sidecar `"prior": "ipbasic"`) is also given the range-blind IP-Basic in-fill
+of the engine-sized sparse depth (`geometry.infill.ipbasic_prior`), the same in-fill it was trained on. Its output
+is then read as a correction: the ratio of its depth to that in-fill is restored (bilinear) to the camera's pixels
+and applied to the same in-fill computed there, so a camera larger than the engine keeps its own resolution's
+edges and an engine that changes nothing returns the classical in-fill exactly.
 """
 from __future__ import annotations
 
@@ -17,9 +22,9 @@ import numpy as np
 
 from ..engines.resize import EngineResize
 from ..geometry.camera import PinholeCamera
+from ..geometry.infill import IpBasicConfig, distance_confidence, ipbasic_complete, ipbasic_prior
 from ..geometry.projection import points_to_sparse_depth
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
-from .ipbasic import IpBasicConfig, distance_confidence, ipbasic_complete
 
 
 def default_engine_path() -> Path | None:
@@ -74,6 +79,10 @@ class CompletionPipeline:
         if "image" not in shapes or "sparse_depth" not in shapes:
             raise ValueError(f"engine {engine_path} lacks the inputs 'image' and 'sparse_depth': {sorted(shapes)}")
         self.engine_height, self.engine_width = int(shapes["image"][2]), int(shapes["image"][3])
+        self.prior = str(spec.get("prior", "none"))
+        if ("prior_depth" in shapes) != (self.prior != "none") or self.prior not in ("none", "ipbasic"):
+            raise ValueError(f"engine {engine_path}: input prior_depth and sidecar prior {self.prior!r} disagree "
+                             "(a prior_depth input needs \"prior\": \"ipbasic\")")
         self.name = str(engine_path)
         self._set_iterations(cfg.propagation_iterations)
 
@@ -138,8 +147,21 @@ class CompletionPipeline:
 
     def _learned(self, image: np.ndarray, sparse: np.ndarray, camera: PinholeCamera) -> tuple[np.ndarray, ...]:
         resize = EngineResize.for_engine(camera, self.engine_height, self.engine_width)
-        inputs = {"image": resize.image_input(image), "sparse_depth": resize.sparse_depth_input(sparse)}
+        small = resize.sparse_depth(sparse)
+        inputs = {"image": resize.image_input(image), "sparse_depth": small[None, None].astype(np.float32)}
+        if self.prior == "ipbasic":
+            inputs["prior_depth"] = ipbasic_prior(small)[None, None]
         t0 = time.perf_counter()
         out = self.engine.infer(**inputs)
         infer_ms = (time.perf_counter() - t0) * 1e3
-        return resize.restore(out["depth"]), resize.restore(out["confidence"]), infer_ms
+        confidence = resize.restore(out["confidence"])
+        if self.prior == "none":
+            return resize.restore(out["depth"]), confidence, infer_ms
+        prior_small = inputs["prior_depth"][0, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # measured pixels hold their measurement, not a correction of the in-fill: they correct nothing
+            ratio = np.where((prior_small > 0) & (small <= 0),
+                             out["depth"].reshape(prior_small.shape) / prior_small, 1.0)
+        ratio = resize.restore(ratio, mode="bilinear") if not resize.identity else ratio
+        full = ipbasic_prior(sparse) if not resize.identity else prior_small
+        return np.nan_to_num(full * ratio, nan=0.0), confidence, infer_ms

@@ -78,6 +78,26 @@ def load_weights(path: str | Path, model: torch.nn.Module, strict: bool = True) 
     model.load_state_dict(state, strict=strict)
 
 
+def warm_start(path: str | Path, model: torch.nn.Module) -> list[str]:
+    """Copy into `model` every tensor of a checkpoint (folder or .safetensors) whose name and shape match; the
+    rest keep their initialisation. Returns the names left as initialised (a different head or stem, say)."""
+    path = Path(path)
+    weights = path / WEIGHTS if path.is_dir() else path
+    if not weights.exists():
+        raise FileNotFoundError(f"warm-start weights not found: {weights}")
+    try:
+        tensors = load_file(str(weights))
+    except Exception as exc:  # safetensors raises its own error types for truncated or corrupt files
+        raise ValueError(f"warm-start weights {weights} are unreadable: {exc}") from exc
+    source = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")} or tensors
+    own = model.state_dict()
+    taken = {k: v for k, v in source.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+    if not taken:
+        raise ValueError(f"warm-start weights {weights} share no tensor (name and shape) with this model")
+    model.load_state_dict({**own, **taken})
+    return sorted(k for k in own if k not in taken)
+
+
 def load_checkpoint(
     out_dir: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None
 ) -> dict[str, Any]:

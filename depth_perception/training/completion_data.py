@@ -6,6 +6,10 @@ the target from `proj_depth/groundtruth/image_0X` (0 = none). Frames without a g
 lacks the first and last five of each drive) are left out. Augmentation as NLSPN's KITTI recipe, trimmed:
 remove the top rows (no LiDAR there), random crop, horizontal flip, colour jitter (brightness, contrast,
 saturation). `scale` resizes everything first (depth maps by scattering their samples, never interpolating).
+Two options of ours for inputs unlike the training drives: `sensor_patterns` (a share of the samples) replaces
+the LiDAR input by a pattern drawn from the ground truth (`data.sparse_patterns.random_sensor_pattern`: random
+density, 16-128 beam scanners, clusters), and `prior` adds the classical in-fill of the sparse input as
+"prior_depth" (computed on the crop, as the pipeline computes it at the engine's size).
 Real KITTI keeps the depth maps apart from the raw drives: `depth_root` (the folder holding `train/` and
 `val/` of data_depth_annotated + data_depth_velodyne, merged) pairs each raw drive with its depth folder.
 """
@@ -20,6 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..data.sparse_patterns import random_sensor_pattern
+from ..geometry.infill import ipbasic_prior
 from ..geometry.projection import points_to_sparse_depth
 from ..geometry.se3 import transform_points
 from .stereo_data import open_drives, resize_depth
@@ -97,6 +103,8 @@ class CompletionDriveDataset(Dataset):
         max_depth: float = 90.0,
         augment: bool = True,
         depth_root: str | Path | None = None,
+        sensor_patterns: float = 0.0,
+        prior: str = "none",
     ) -> None:
         if crop_height < 16 or crop_width < 16:
             raise ValueError(f"crop must be at least 16x16, got {crop_height}x{crop_width}")
@@ -104,6 +112,11 @@ class CompletionDriveDataset(Dataset):
             raise ValueError(f"top_crop must be >= 0, got {top_crop}")
         if not 0 < scale <= 4:
             raise ValueError(f"scale must be in (0, 4], got {scale}")
+        if not 0.0 <= sensor_patterns <= 1.0:
+            raise ValueError(f"sensor_patterns must be a share in [0, 1], got {sensor_patterns}")
+        if prior not in ("none", "ipbasic"):
+            raise ValueError(f"prior must be 'none' or 'ipbasic', got {prior!r}")
+        self.sensor_patterns, self.prior = sensor_patterns, prior
         self.crop_height, self.crop_width = crop_height, crop_width
         self.top_crop, self.scale, self.max_depth, self.augment = top_crop, scale, max_depth, augment
         self.drives = open_completion_drives(drives, depth_root)
@@ -116,7 +129,9 @@ class CompletionDriveDataset(Dataset):
     def __len__(self) -> int:
         return len(self.index)
 
-    def _load(self, d: int, cam: int, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _load(self, d: int, cam: int, i: int, rng: np.random.Generator | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Image, sparse input and ground truth after scale and top crop; with `rng`, maybe a sensor pattern."""
         drive = self.drives[d]
         image = np.asarray(drive.image(cam, i))
         if image.ndim == 2:
@@ -129,12 +144,16 @@ class CompletionDriveDataset(Dataset):
             sw, sh = max(1, round(w * self.scale)), max(1, round(h * self.scale))
             image = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR)
             sparse, gt = resize_depth(sparse, sw, sh), resize_depth(gt, sw, sh)
+        if rng is not None and self.sensor_patterns > 0 and rng.random() < self.sensor_patterns and (gt > 0).any():
+            camera = drive.calib.cam(cam).scaled(gt.shape[1], gt.shape[0])
+            sparse = random_sensor_pattern(gt, camera, rng)
         top = round(self.top_crop * self.scale)
         return image[top:], sparse[top:], gt[top:]
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         d, cam, i = self.index[item]
-        image, sparse, gt = self._load(d, cam, i)
+        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,))))
+        image, sparse, gt = self._load(d, cam, i, rng if self.augment else None)
         h, w = image.shape[:2]
         ch, cw = self.crop_height, self.crop_width
         if h < ch or w < cw:
@@ -154,11 +173,15 @@ class CompletionDriveDataset(Dataset):
             if rng.random() < 0.5:
                 image, sparse, gt = image[:, ::-1], sparse[:, ::-1], gt[:, ::-1]
             image = colour_jitter(image, rng)
-        return {
+        sparse = np.ascontiguousarray(sparse, dtype=np.float32)
+        sample = {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
-            "sparse_depth": torch.from_numpy(np.ascontiguousarray(sparse, dtype=np.float32))[None],
+            "sparse_depth": torch.from_numpy(sparse)[None],
             "depth": torch.from_numpy(np.ascontiguousarray(gt, dtype=np.float32))[None],
         }
+        if self.prior == "ipbasic":
+            sample["prior_depth"] = torch.from_numpy(ipbasic_prior(sparse))[None]
+        return sample
 
 
 def colour_jitter(image: np.ndarray, rng: np.random.Generator, strength: float = 0.4) -> np.ndarray:

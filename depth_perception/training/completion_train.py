@@ -13,6 +13,7 @@ import math
 import sys
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from .completion_data import CompletionDriveDataset
@@ -29,22 +30,39 @@ def model_config(args: argparse.Namespace) -> dict[str, Any]:
     )
     if args.width_base:
         config["width_base"] = args.width_base
+    if args.prior != "none":
+        config["prior"] = args.prior
     return config
 
 
 def make_loss(init_weight: float = 0.0) -> Any:
     """NLSPN's loss on the final depth; `init_weight` > 0 also supervises the initial depth (our option: it
-    matters where the propagation cannot reach, e.g. above the LiDAR's field of view on dense synthetic truth)."""
+    matters where the propagation cannot reach, e.g. above the LiDAR's field of view on dense synthetic truth).
+
+    With a prior_depth input the errors are divided by each sample's depth scale (the in-fill's mean, the scale
+    the network itself sees), so a room 2 m deep weighs as much as a street 40 m deep."""
     if init_weight < 0:
         raise ValueError(f"init_weight must be >= 0, got {init_weight}")
 
     def loss_fn(net: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
-        out = net.forward_train(batch["image"], batch["sparse_depth"])
-        loss, l1, l2 = l1_l2_loss(out["depth"].float(), batch["depth"])
-        init_loss, l1_init, _ = l1_l2_loss(out["init_depth"].float(), batch["depth"])
+        prior = batch.get("prior_depth")
+        out = net.forward_train(batch["image"], batch["sparse_depth"], prior)
+        gt = batch["depth"]
+        scale: Tensor | float = 1.0
+        if prior is not None:
+            scale = prior.mean(dim=(1, 2, 3), keepdim=True).clamp_min(0.05)
+            # a crop without one measurement has no scale to read (its in-fill is all zeros): left out
+            gt = gt * (prior.amax(dim=(1, 2, 3), keepdim=True) > 0)
+        gt = gt / scale
+        loss, l1, l2 = l1_l2_loss(out["depth"].float() / scale, gt)
+        init_loss, l1_init, _ = l1_l2_loss(out["init_depth"].float() / scale, gt)
         if init_weight > 0:
             loss = loss + init_weight * init_loss
-        return loss, {"l1": float(l1.detach()), "l2": float(l2.detach()), "l1_init": float(l1_init.detach())}
+        scalars = {"l1": float(l1.detach()), "l2": float(l2.detach()), "l1_init": float(l1_init.detach())}
+        if prior is not None:  # the same L1 for the in-fill with the measurements kept: what the network must beat
+            sparse = batch["sparse_depth"]
+            scalars["l1_prior"] = float(l1_l2_loss(torch.where(sparse > 0, sparse, prior) / scale, gt)[1])
+        return loss, scalars
 
     return loss_fn
 
@@ -53,9 +71,15 @@ def build_trainer(args: argparse.Namespace) -> Trainer:
     from ..models.registry import build_model
 
     model = build_model(args.arch, **model_config(args))
+    fresh: list[str] = []
+    if args.init:
+        from .checkpoint import warm_start
+
+        fresh = warm_start(args.init, model)
     dataset = CompletionDriveDataset(
         args.data, args.height, args.width, top_crop=args.top_crop, scale=args.scale, cameras=args.cameras,
         max_depth=args.max_depth, depth_root=args.depth_root,
+        sensor_patterns=args.sensor_patterns, prior=args.prior,
     )
     if len(dataset) == 0:
         raise ValueError(f"no frames with ground truth (proj_depth/groundtruth) in {args.data}")
@@ -72,7 +96,9 @@ def build_trainer(args: argparse.Namespace) -> Trainer:
     )
     meta = {
         "data": [str(d) for d in args.data], "frames": len(dataset), "crop": [args.height, args.width],
-        "top_crop": args.top_crop, "scale": args.scale, "command": " ".join(["depth-perception", *sys.argv[1:]]),
+        "top_crop": args.top_crop, "scale": args.scale,
+        "sensor_patterns": args.sensor_patterns, "init": args.init, "init_fresh": fresh,
+        "command": " ".join(["depth-perception", *sys.argv[1:]]),
     }
     return Trainer(model, make_loss(args.init_weight), dataset, cfg, {"name": args.arch, "config": model.config},
                    extra_meta=meta)
