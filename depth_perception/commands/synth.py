@@ -20,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--normals", choices=("left", "both", "none"), default="left",
                         help="write normals for camera 2 (default), cameras 2 and 3, or none")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing drive of this seed")
+    parser.add_argument("--scene", choices=("streets", "objects"), default="streets",
+                        help="streets: a drive through the city (a video); objects: independent scenes of random "
+                             "textured objects at varied focal length, baseline and depth range, for stereo and "
+                             "completion training (OUT/objects_<seed>/...; default size 640x192)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.seed < 0:
         raise CliError(f"--seed must be >= 0, got {args.seed}")
+    if args.scene == "objects":
+        return _objects(args)
     date, number = drive_name(args.seed)
     path = drive_dir(args.out, date, number)
     if path.exists() and any(path.iterdir()) and not args.overwrite:
@@ -54,4 +60,24 @@ def run(args: argparse.Namespace) -> int:
                           progress=lambda it, total: progress(it, "synth", total=total), overwrite=args.overwrite)
     print(f"wrote {summary.path}: {summary.frames} frames in {summary.seconds:.1f} s "
           f"({summary.fps:.2f} frames/s, {args.workers} worker{'s' if args.workers > 1 else ''})")
+    return 0
+
+
+def _objects(args: argparse.Namespace) -> int:
+    import time
+
+    from ..data.synth.objects import write_objects_drive
+    from ..utils import progress
+
+    width = 640 if args.width == 1242 and args.height == 375 else args.width  # KITTI's size is the streets' default
+    height = 192 if args.width == 1242 and args.height == 375 else args.height
+    start = time.perf_counter()
+    try:
+        path = write_objects_drive(args.out, args.seed, args.frames, width, height, overwrite=args.overwrite,
+                                   progress=lambda it, total: progress(it, "synth objects", total=total))
+    except FileExistsError as exc:
+        raise CliError(f"{exc}; pass --overwrite to replace it") from None
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote {path}: {args.frames} independent scenes in {time.perf_counter() - start:.1f} s")
     return 0

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..data.synth.objects import is_objects_drive
 from ..geometry.projection import points_to_sparse_depth
 from ..geometry.se3 import invert_transform, transform_points
 from .stereo_data import find_drives, open_drive, resize_depth
@@ -131,6 +132,10 @@ class MonoDataset(Dataset):
             paths = [d for d in drives if isinstance(d, (str, Path))]
             readers = [d for d in drives if not isinstance(d, (str, Path))]
             readers += [open_drive(p) for p in find_drives(paths)] if paths else []
+            stills = [str(r.path) for r in readers if is_objects_drive(getattr(r, "path", None))]
+            if stills:
+                raise ValueError(f"{stills[0]} holds independent scenes (synth --scene objects), not a video: "
+                                 "monocular training needs consecutive frames; leave objects drives out")
             for drive in readers:
                 cams = [SIDES[s] for s in sides if SIDES[s] in drive.cameras]
                 n = drive.num_frames
