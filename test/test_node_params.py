@@ -214,3 +214,23 @@ def test_the_readme_parameter_table_is_the_nodes_own_declarations():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert parameter_table() in readme, "README's parameter table is stale: paste parameter_table()'s output"
+
+
+def test_each_pipeline_setting_is_named_once_on_its_config_field():
+    from depth_perception.kinds import load
+    from depth_perception.nodes.launch_helpers import REGISTRY
+    from depth_perception.pipelines.settings import settings_of
+
+    for entry in REGISTRY.values():
+        node = load(entry.node_class)
+        config = node.config_class()
+        specs = node.param_specs()
+        for name, (default, setting) in settings_of(config).items():
+            spec = specs[name]  # the node parameter is the field: same default, words, range and choices
+            assert (spec.default, spec.description, spec.low, spec.high, spec.choices) == \
+                (default, setting.description, setting.low, setting.high, setting.choices)
+        assert {"engine", "min_depth", "max_depth", "confidence_threshold"} <= set(settings_of(config))
+        name = next(n for n, (_, s) in settings_of(config).items() if s.low is not None)
+        low = settings_of(config)[name][1].low
+        with pytest.raises(ValueError, match=name):  # the config itself refuses what the node would refuse
+            config(**{name: type(settings_of(config)[name][0])(low - 1)})

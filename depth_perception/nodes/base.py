@@ -49,7 +49,7 @@ from ..ros.image import depth_to_image, image_to_rgb, numpy_to_image
 from ..ros.pointcloud import depth_to_pointcloud2, transform_pointcloud2
 from ..ros.qos import output_qos, qos_from_params
 from ..ros.sync import ApproximateTimeSynchronizer, stamp_to_ns
-from .parameters import COMMON_PARAMS, ParameterStartupError, ParamSpec
+from .parameters import COMMON_PARAMS, ParameterStartupError, ParamSpec, pipeline_params
 
 WARN_THROTTLE_S = 5.0  # one warning per cause per this many seconds
 FAULT_WINDOW_S = 5.0  # diagnostics stay WARN this long after the last fault
@@ -95,17 +95,20 @@ class DepthNodeBase(Node):
     KIND = ""
     INPUTS: tuple[InputSpec, ...] = ()
     EXTRA_PARAMS: tuple[ParamSpec, ...] = ()
-    DEFAULTS: Mapping[str, Any] = {}  # per-node defaults overriding COMMON_PARAMS
+    DEFAULTS: Mapping[str, Any] = {}  # per-node defaults overriding the declared ones
 
     @classmethod
     def param_specs(cls) -> dict[str, ParamSpec]:
-        specs = {s.name: s for s in (*COMMON_PARAMS, *cls.EXTRA_PARAMS)}
+        """The pipeline config's settings first, then the node-only parameters."""
+        specs = {s.name: s for s in (*pipeline_params(cls.config_class()), *COMMON_PARAMS, *cls.EXTRA_PARAMS)}
         for name, value in cls.DEFAULTS.items():
             specs[name] = dataclasses.replace(specs[name], default=value)
         return specs
 
     # -- subclass hooks ---------------------------------------------------------------------------------------
-    def config_class(self) -> type:
+    @classmethod
+    def config_class(cls) -> type:
+        """The pipeline config dataclass; its `setting` fields are this node's pipeline parameters."""
         raise NotImplementedError
 
     def build_pipeline(self, config: Any) -> Any:
@@ -444,10 +447,7 @@ class DepthNodeBase(Node):
     def _publish(self, frame: Frame, result: DepthResult) -> None:
         values = self._values
         header = frame.header
-        depth = result.depth
-        conf_field = "confidence_threshold" in {f.name for f in dataclasses.fields(self._active_config)}
-        if values["confidence_threshold"] > 0 and not conf_field:  # the pipeline does not apply it itself
-            depth = np.where(result.confidence < values["confidence_threshold"], np.nan, depth).astype(np.float32)
+        depth = result.depth  # every pipeline applies its own confidence_threshold
         want_cloud = self.pub_points.get_subscription_count() > 0
         T_target_camera = None
         target = values["target_frame"]

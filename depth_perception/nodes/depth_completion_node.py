@@ -16,7 +16,6 @@ from ..pipelines.base import DepthResult
 from ..ros.pointcloud import pointcloud2_to_xyz
 from ..ros.sync import stamp_to_ns
 from .base import DepthNodeBase, Frame, InputFault, InputSpec, copy_header
-from .parameters import ParamSpec
 from .process import run_node
 
 
@@ -28,12 +27,8 @@ class DepthCompletionNode(DepthNodeBase):
         InputSpec("camera_info", CameraInfo),
         InputSpec("points", PointCloud2),
     )
-    EXTRA_PARAMS = (
-        ParamSpec("propagation_iterations", 0, "NLSPN propagation steps at run time (0 = as the engine was "
-                  "trained; a classical engine ignores it)", 0, 64),
-    )
-
-    def config_class(self) -> type:
+    @classmethod
+    def config_class(cls) -> type:
         from ..pipelines.completion import CompletionPipelineConfig
 
         return CompletionPipelineConfig

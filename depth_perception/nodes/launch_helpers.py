@@ -137,13 +137,14 @@ def parameter_table() -> str:
     for entry in REGISTRY.values():
         for name, spec in load(entry.node_class).param_specs().items():
             text = spec.description + (f" (one of: {', '.join(spec.choices)})" if spec.choices else "")
-            row = rows.setdefault(name, [[], spec.default, text])
+            row = rows.setdefault(name, [[], {}, text])
             row[0].append(entry.name)
-            if row[1] != spec.default:  # a per-node default: say which
-                row[1] = None
+            row[1][entry.name] = spec.default
     lines = ["| parameter | nodes | default | meaning |", "| --- | --- | --- | --- |"]
-    for name, (kinds, default, text) in rows.items():
+    for name, (kinds, defaults, text) in rows.items():
         where = "all" if len(kinds) == len(REGISTRY) else ", ".join(kinds)
-        shown = "per node" if default is None else f"`{default}`"
+        values = list(defaults.values())
+        shown = f"`{values[0]}`" if all(v == values[0] for v in values) else \
+            ", ".join(f"{k} `{v}`" for k, v in defaults.items())  # a per-node default: say which
         lines.append(f"| `{name}` | {where} | {shown} | {text} |")
     return "\n".join(lines)

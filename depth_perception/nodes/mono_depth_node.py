@@ -12,7 +12,6 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from ..pipelines.base import DepthResult
 from .base import DepthNodeBase, Frame, InputSpec, copy_header
-from .parameters import ParamSpec
 from .process import run_node
 
 
@@ -23,15 +22,8 @@ class MonoDepthNode(DepthNodeBase):
         InputSpec("image_rect", Image),
         InputSpec("camera_info", CameraInfo),
     )
-    EXTRA_PARAMS = (
-        ParamSpec("scale_recovery", "auto", "metric scale: 'auto' (camera_height for a relative engine, the engine's "
-                  "own scale for a metric one), 'camera_height' (always from the ground plane) or 'none'",
-                  choices=("auto", "camera_height", "none")),
-        ParamSpec("camera_height", 1.65, "camera height above a flat ground (m), which scales a relative engine's "
-                  "depth", 0.05, 10.0),
-    )
-
-    def config_class(self) -> type:
+    @classmethod
+    def config_class(cls) -> type:
         from ..pipelines.mono import MonoPipelineConfig
 
         return MonoPipelineConfig

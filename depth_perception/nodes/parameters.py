@@ -1,5 +1,7 @@
-"""The depth nodes' parameters: each declared up front with its description, range or choices (ParamSpec), the
-ones every node shares (COMMON_PARAMS), and the error a bad value at start-up raises."""
+"""The depth nodes' parameters: each declared up front with its description, range or choices (ParamSpec). A
+node's parameters are its pipeline config's settings (`pipelines.settings`: named once, on the config field) and
+the node-only ones every node shares (COMMON_PARAMS: resizing, encoding, colours, cloud, QoS, diagnostics);
+and the error a bad value at start-up raises."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +9,7 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from ..kinds import BACKENDS
+from ..pipelines.settings import Setting, settings_of
 
 
 class ParameterStartupError(ValueError):
@@ -33,6 +35,10 @@ class ParamSpec:
     choices: tuple[str, ...] = ()
     field: str | None = None
 
+    @classmethod
+    def from_setting(cls, name: str, default: Any, setting: Setting) -> ParamSpec:
+        return cls(name, default, setting.description, setting.low, setting.high, setting.choices)
+
     def descriptor(self) -> ParameterDescriptor:
         text = self.description + (f" (one of: {', '.join(self.choices)})" if self.choices else "")
         desc = ParameterDescriptor(name=self.name, description=text)
@@ -56,17 +62,9 @@ class ParamSpec:
 
 
 COMMON_PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("engine", "auto", "depth engine: 'auto' (the shipped default engine), 'classical' where the node has "
-              "one, or an engine artifact path (.onnx / .engine / .plan with its .json sidecar); a new value is "
-              "loaded in the background and swapped in when ready"),
-    ParamSpec("backend", "auto", "engine runtime backend", choices=BACKENDS),
-    ParamSpec("device", "auto", "engine device: auto, cpu, cuda or cuda:N"),
     ParamSpec("input_width", 0, "resize inputs to this width before the engine; 0 keeps the camera's width; "
               "outputs and depth/camera_info use this resolution", 0, 8192),
     ParamSpec("input_height", 0, "resize inputs to this height; 0 keeps the camera's height", 0, 8192),
-    ParamSpec("min_depth", 1.0, "nearest valid depth in metres", 0.01, 1000.0),
-    ParamSpec("max_depth", 80.0, "farthest valid depth in metres", 0.1, 1000.0),
-    ParamSpec("confidence_threshold", 0.0, "depth with confidence below this is published as NaN", 0.0, 1.0),
     ParamSpec("output_encoding", "32FC1", "depth image encoding: 32FC1 metres (NaN invalid) or 16UC1 millimetres "
               "(0 invalid)", choices=("32FC1", "16UC1")),
     ParamSpec("colormap_min_depth", 1.0, "depth (m) drawn with the nearest colour in depth/colorized", 0.01, 1000.0),
@@ -81,3 +79,9 @@ COMMON_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("sync_slop", 0.05, "largest stamp difference (s) between inputs of one synchronized set", 0.0, 1.0),
     ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", 0.1, 60.0),
 )
+
+
+def pipeline_params(config_class: type) -> tuple[ParamSpec, ...]:
+    """The node parameters a pipeline config declares with `setting`, in field order."""
+    return tuple(ParamSpec.from_setting(name, default, spec) for name, (default, spec) in
+                 settings_of(config_class).items())

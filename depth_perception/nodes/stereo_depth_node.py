@@ -32,7 +32,6 @@ class StereoDepthNode(DepthNodeBase):
         InputSpec("right/camera_info", CameraInfo),
     )
     EXTRA_PARAMS = (
-        ParamSpec("planes", 64, "depth planes of the sweep, uniform in inverse depth", 3, 512),
         ParamSpec("multiview_frames", 0, "previous left frames added as extra views (0 = the stereo pair only); "
                   "their poses come from TF in odom_frame", 0, 8),
         ParamSpec("odom_frame", "odom", "fixed frame whose TF poses the previous frames (multi-view mode)"),
@@ -44,7 +43,8 @@ class StereoDepthNode(DepthNodeBase):
         self.views_used = 0  # source views of the last frame: the right image plus posed previous frames
         super().__init__(**kwargs)
 
-    def config_class(self) -> type:
+    @classmethod
+    def config_class(cls) -> type:
         from ..pipelines.stereo import StereoPipelineConfig
 
         return StereoPipelineConfig

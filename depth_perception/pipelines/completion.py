@@ -25,6 +25,16 @@ from ..geometry.camera import PinholeCamera
 from ..geometry.infill import IpBasicConfig, distance_confidence, ipbasic_complete, ipbasic_prior
 from ..geometry.projection import points_to_sparse_depth
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
+from .settings import (
+    backend_setting,
+    check_settings,
+    confidence_setting,
+    device_setting,
+    engine_setting,
+    max_depth_setting,
+    min_depth_setting,
+    setting,
+)
 
 
 def default_engine_path() -> Path | None:
@@ -38,28 +48,27 @@ def default_engine_path() -> Path | None:
 @dataclass
 class CompletionPipelineConfig:
     """engine: "classical" (IP-Basic), "auto" (the shipped NLSPN engine if present, else classical), an engine
-    artifact path, or a training checkpoint folder (run in torch)."""
+    artifact path, or a training checkpoint folder (run in torch). Fields made with `setting` are the completion
+    node's parameters."""
 
-    engine: str = "auto"
-    backend: str = "auto"
-    device: str = "auto"
-    min_depth: float = 0.5
-    max_depth: float = 90.0
-    confidence_threshold: float = 0.0
+    engine: str = engine_setting()
+    backend: str = backend_setting()
+    device: str = device_setting()
+    min_depth: float = min_depth_setting(0.5)
+    max_depth: float = max_depth_setting(90.0)
+    confidence_threshold: float = confidence_setting()
     preserve_measurements: bool = True
     classical_blur: str = "bilateral"
     classical_extrapolate: bool = True
-    propagation_iterations: int = 0  # NLSPN steps T; 0 = as built (only a torch checkpoint can change it)
+    propagation_iterations: int = setting(0, "NLSPN propagation steps at run time (0 = as the engine was trained; "
+                                          "a classical engine ignores it)", 0, 64)
 
     def __post_init__(self) -> None:
+        check_settings(self)
         check_engine_and_range(self.engine, self.min_depth, self.max_depth,
                                "'classical', 'auto' or an engine artifact path")
-        if not 0.0 <= self.confidence_threshold <= 1.0:
-            raise ValueError(f"confidence_threshold must be in [0, 1], got {self.confidence_threshold}")
         if self.classical_blur not in ("bilateral", "gaussian", "none"):
             raise ValueError(f"classical_blur must be 'bilateral', 'gaussian' or 'none', got {self.classical_blur!r}")
-        if not 0 <= self.propagation_iterations <= 64:
-            raise ValueError(f"propagation_iterations must be in [0, 64], got {self.propagation_iterations}")
 
 
 class CompletionPipeline:

@@ -19,6 +19,16 @@ import numpy as np
 from ..geometry.camera import PinholeCamera
 from ..geometry.projection import backproject
 from .base import DepthResult, check_engine_and_range
+from .settings import (
+    backend_setting,
+    check_settings,
+    confidence_setting,
+    device_setting,
+    engine_setting,
+    max_depth_setting,
+    min_depth_setting,
+    setting,
+)
 
 DEFAULT_ENGINE_NAME = "mono_default.onnx"
 SCALE_RECOVERY = ("auto", "camera_height", "none")
@@ -40,27 +50,29 @@ class MonoPipelineConfig:
 
     scale_recovery: "auto" (camera_height for relative engines, none for metric ones), "camera_height", "none".
     scale_smoothing: weight of the previous scale in the moving average (0 = use each frame's own estimate).
-    min_depth / max_depth: the published range; depth outside it becomes NaN.
+    min_depth / max_depth: the published range; depth outside it becomes NaN, as does depth whose confidence is
+    below confidence_threshold. Fields made with `setting` are the mono node's parameters.
     """
 
-    engine: str = "auto"
-    backend: str = "auto"
-    device: str = "auto"
-    min_depth: float = 0.1
-    max_depth: float = 80.0
-    scale_recovery: str = "auto"
-    camera_height: float = 1.65
+    engine: str = engine_setting()
+    backend: str = backend_setting()
+    device: str = device_setting()
+    min_depth: float = min_depth_setting(0.1)
+    max_depth: float = max_depth_setting(80.0)
+    confidence_threshold: float = confidence_setting()
+    scale_recovery: str = setting("auto", "metric scale: 'auto' (camera_height for a relative engine, the engine's "
+                                  "own scale for a metric one), 'camera_height' (always from the ground plane) or "
+                                  "'none'", choices=SCALE_RECOVERY)
+    camera_height: float = setting(1.65, "camera height above a flat ground (m), which scales a relative engine's "
+                                   "depth", 0.05, 10.0)
     scale_smoothing: float = 0.9
     ransac_iterations: int = 100
     min_ground_inliers: float = 0.3
 
     def __post_init__(self) -> None:
+        check_settings(self)
         check_engine_and_range(self.engine, self.min_depth, self.max_depth,
                                "'auto', an engine artifact path or a checkpoint folder")
-        if self.scale_recovery not in SCALE_RECOVERY:
-            raise ValueError(f"scale_recovery must be one of {SCALE_RECOVERY}, got {self.scale_recovery!r}")
-        if not self.camera_height > 0:
-            raise ValueError(f"camera_height must be > 0 metres, got {self.camera_height}")
         if not 0.0 <= self.scale_smoothing < 1.0:
             raise ValueError(f"scale_smoothing must be in [0, 1), got {self.scale_smoothing}")
         if self.ransac_iterations < 1:
@@ -242,8 +254,8 @@ class MonoPipeline:
         info["scale"] = float(scale)
         depth = depth * np.float32(scale)
         bad = ~np.isfinite(depth) | (depth < cfg.min_depth) | (depth > cfg.max_depth)
-        depth = np.where(bad, np.nan, depth).astype(np.float32)
-        confidence = (~bad).astype(np.float32)
+        confidence = (~bad).astype(np.float32)  # a monocular engine has no confidence: valid or not
+        depth = np.where(bad | (confidence < cfg.confidence_threshold), np.nan, depth).astype(np.float32)
         timings = {"total": (time.perf_counter() - t0) * 1e3, "infer_ms": infer_ms}
         if "scale_ms" in info:
             timings["scale_ms"] = info.pop("scale_ms")

@@ -21,6 +21,16 @@ from ..engines.resize import reproject_to_camera, resize_image, restore_map
 from ..geometry.camera import PinholeCamera
 from ..geometry.plane_sweep import rectified_pose
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
+from .settings import (
+    backend_setting,
+    check_settings,
+    confidence_setting,
+    device_setting,
+    engine_setting,
+    max_depth_setting,
+    min_depth_setting,
+    setting,
+)
 from .stereo_classical import ClassicalStereo, ClassicalSweepConfig
 
 
@@ -34,25 +44,22 @@ def default_engine_path() -> Path | None:
 @dataclass
 class StereoPipelineConfig:
     """engine: "classical", "auto" (the shipped learned engine if present, else classical), an artifact path,
-    or a training checkpoint folder (run in torch)."""
+    or a training checkpoint folder (run in torch). Fields made with `setting` are the stereo node's parameters."""
 
-    engine: str = "auto"
-    backend: str = "auto"
-    device: str = "auto"
-    planes: int = 64
-    min_depth: float = 1.0
-    max_depth: float = 80.0
-    confidence_threshold: float = 0.0
+    engine: str = engine_setting()
+    backend: str = backend_setting()
+    device: str = device_setting()
+    planes: int = setting(64, "depth planes of the sweep, uniform in inverse depth", 3, 512)
+    min_depth: float = min_depth_setting(1.0)
+    max_depth: float = max_depth_setting(80.0)
+    confidence_threshold: float = confidence_setting()
     classical_max_width: int = 640  # the classical sweep works at most this wide (~1 s per frame on 2 cores)
     lr_check: bool = True
 
     def __post_init__(self) -> None:
+        check_settings(self)
         check_engine_and_range(self.engine, self.min_depth, self.max_depth,
                                "'classical', 'auto' or an engine artifact path")
-        if self.planes < 3:
-            raise ValueError(f"planes must be >= 3, got {self.planes}")
-        if not 0.0 <= self.confidence_threshold <= 1.0:
-            raise ValueError(f"confidence_threshold must be in [0, 1], got {self.confidence_threshold}")
         if self.classical_max_width < 32:
             raise ValueError(f"classical_max_width must be >= 32, got {self.classical_max_width}")
 
