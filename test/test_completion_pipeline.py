@@ -187,3 +187,23 @@ def test_a_prior_engine_corrects_the_in_fill_at_the_cameras_own_resolution(tmp_p
     onnx.with_suffix(".json").write_text(json.dumps(sidecar))
     with pytest.raises(ValueError, match="prior_depth and sidecar prior"):
         CompletionPipeline(CompletionPipelineConfig(engine=str(onnx), **cfg))
+
+
+def test_a_camera_of_another_aspect_runs_as_tiles_and_an_untrained_prior_engine_still_returns_its_in_fill(tmp_path):
+    from depth_perception.geometry.infill import ipbasic_prior
+
+    cam = PinholeCamera(60, 80, 70.0, 70.0, 29.5, 39.5)  # portrait: resizing into 64x32 would squash it 2.7x
+    image, _, points = plane_scene(cam, density=0.1)
+    ckpt = save_checkpoint_engine(tmp_path / "ckpt", height=32, width=64, prior="ipbasic")
+    tiled = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0))
+    assert tiled.config.engine_fit == "auto"
+    result = tiled.process(image, cam, points)
+    sparse = tiled.sparse_from_points(points, cam)
+    np.testing.assert_allclose(result.depth, np.where(sparse > 0, sparse, ipbasic_prior(sparse)), rtol=1e-5)
+    plain = save_checkpoint_engine(tmp_path / "plain", height=32, width=64)
+    for fit in ("tiles", "resize"):
+        out = CompletionPipeline(CompletionPipelineConfig(engine=str(plain), device="cpu", max_depth=40.0,
+                                                          engine_fit=fit)).process(image, cam, points)
+        assert out.depth.shape == cam.shape and np.isfinite(out.depth).all()
+    with pytest.raises(ValueError, match="engine_fit"):
+        CompletionPipelineConfig(engine_fit="crop")

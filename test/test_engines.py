@@ -336,3 +336,22 @@ def test_a_plan_built_from_an_earlier_export_is_not_taken_for_the_current_one(ar
         plan.with_suffix(".json").write_text(json.dumps({"tensorrt": tensorrt}))
     # the int8 plan came from another export: skipped; one without a recorded source is still offered
     assert [p.name for p in plans_beside(artifact_copy)] == ["copy.fp16.plan", "copy.fp32.plan"]
+
+
+def test_tiles_keep_the_aspect_ratio_cover_the_image_and_blend_without_seams():
+    from depth_perception.engines.resize import EngineTiles, keeps_aspect
+
+    middlebury = PinholeCamera(741, 500, 995.0, 995.0, 311.2, 254.9)
+    assert not keeps_aspect(middlebury, 192, 640)
+    assert keeps_aspect(PinholeCamera(1242, 375, 721.5, 721.5, 609.6, 172.9), 192, 640)
+    tiles = EngineTiles.for_engine(middlebury, 192, 640)
+    assert tiles.scaled.width == 640 and tiles.scaled.height == 432  # one scale for both axes
+    assert len(tiles.origins) == 3 and tiles.origins[-1] == (240, 0)
+    covered = np.zeros(tiles.scaled.shape, int)
+    for y, x in tiles.origins:
+        covered[y:y + 192, x:x + 640] += 1
+    assert covered.min() >= 1
+    ramp = np.arange(432, dtype=np.float32)[:, None].repeat(640, 1)
+    np.testing.assert_allclose(tiles.blend(tiles.crops(ramp)), ramp, rtol=1e-6)  # agreeing tiles: no seam
+    small = EngineTiles.for_engine(PinholeCamera(320, 96, 250.0, 250.0, 159.5, 47.5), 192, 640)
+    assert small.scaled.shape == (192, 640) and small.origins == ((0, 0),)

@@ -41,7 +41,7 @@ NEW_VALUES = {
     "colormap_min_depth": 2.0, "colormap_max_depth": 50.0, "cloud_decimation": 2, "cloud_rgb": False,
     "target_frame": FRAME, "qos_reliability": "reliable", "qos_depth": 3, "sync_slop": 0.02,
     "diagnostics_period": 0.5, "planes": 32, "multiview_frames": 1, "odom_frame": "world",
-    "propagation_iterations": 4, "scale_recovery": "camera_height", "camera_height": 1.2,
+    "propagation_iterations": 4, "engine_fit": "tiles", "scale_recovery": "camera_height", "camera_height": 1.2,
 }
 START = {"engine": "classical", "min_depth": 2.0, "max_depth": 40.0, "planes": 48}
 

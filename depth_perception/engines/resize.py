@@ -167,3 +167,67 @@ class EngineResize:
         if values.ndim == 4:
             values = values[0]
         return np.stack([restore_map(c, self.camera, mode) for c in values], axis=-1)
+
+
+def keeps_aspect(camera: PinholeCamera, height: int, width: int, tolerance: float = 0.1) -> bool:
+    """Whether resizing the camera to the engine's size squashes it by at most `tolerance` (KITTI's 1242x375 into
+    640x192: 0.7%; Middlebury's 741x500 into 640x192: 2.6x)."""
+    ratio = (camera.width / camera.height) / (width / height)
+    return abs(np.log(ratio)) <= np.log1p(tolerance)
+
+
+@dataclass(frozen=True)
+class EngineTiles:
+    """A fully convolutional engine of a fixed size run on overlapping tiles of a camera image, aspect kept.
+
+    The image is scaled uniformly (`scaled`: the smallest size that covers a tile in both directions: one
+    side equals the engine's), cut into tiles that overlap by at least `overlap` of a tile, and the tiles'
+    outputs are blended with weights that fall towards each tile's border, so no seam shows.
+    """
+
+    camera: PinholeCamera
+    scaled: PinholeCamera
+    tile_height: int
+    tile_width: int
+    origins: tuple[tuple[int, int], ...]  # (row, column) of each tile's top-left pixel in `scaled`
+
+    @classmethod
+    def for_engine(cls, camera: PinholeCamera, height: int, width: int, overlap: float = 0.25) -> EngineTiles:
+        if height < 1 or width < 1:
+            raise ValueError(f"engine size must be positive, got {height}x{width}")
+        s = max(width / camera.width, height / camera.height)
+        sw, sh = max(width, round(camera.width * s)), max(height, round(camera.height * s))
+
+        def starts(size: int, tile: int) -> list[int]:
+            if size <= tile:
+                return [0]
+            n = int(np.ceil((size - tile) / (tile * (1.0 - overlap)))) + 1
+            return [round(i * (size - tile) / (n - 1)) for i in range(n)]
+
+        origins = tuple((y, x) for y in starts(sh, height) for x in starts(sw, width))
+        return cls(camera, camera.scaled(sw, sh), int(height), int(width), origins)
+
+    def crops(self, values: np.ndarray) -> list[np.ndarray]:
+        """A `scaled`-sized (h, w[, C]) array cut into the tiles."""
+        h, w = self.tile_height, self.tile_width
+        return [values[y:y + h, x:x + w] for y, x in self.origins]
+
+    def window(self) -> np.ndarray:
+        """Blend weights of one tile: a raised cosine from 0.05 at the border to 1 in the middle."""
+        def ramp(n: int) -> np.ndarray:
+            return 0.05 + 0.95 * np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2
+        return np.outer(ramp(self.tile_height), ramp(self.tile_width)).astype(np.float32)
+
+    def blend(self, tiles: list[np.ndarray]) -> np.ndarray:
+        """The tiles' (h, w) outputs (any leading 1-dims) as one `scaled`-sized map (NaN-aware weighted mean)."""
+        out = np.zeros(self.scaled.shape, np.float64)
+        weight = np.zeros(self.scaled.shape, np.float64)
+        win = self.window()
+        h, w = self.tile_height, self.tile_width
+        for (y, x), tile in zip(self.origins, tiles, strict=True):
+            tile = np.asarray(tile, np.float64).reshape(h, w)
+            ok = np.isfinite(tile)
+            out[y:y + h, x:x + w] += np.where(ok, tile, 0.0) * win * ok
+            weight[y:y + h, x:x + w] += win * ok
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(weight > 0, out / weight, np.nan).astype(np.float32)

@@ -20,7 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from ..engines.resize import EngineResize
+from ..engines.resize import (
+    EngineResize,
+    EngineTiles,
+    image_to_input,
+    keeps_aspect,
+    resize_image,
+    resize_sparse_depth,
+    restore_map,
+)
 from ..geometry.camera import PinholeCamera
 from ..geometry.infill import IpBasicConfig, distance_confidence, ipbasic_complete, ipbasic_prior
 from ..geometry.projection import points_to_sparse_depth
@@ -60,6 +68,10 @@ class CompletionPipelineConfig:
     preserve_measurements: bool = True
     classical_blur: str = "bilateral"
     classical_extrapolate: bool = True
+    engine_fit: str = setting("auto", "how a camera of another size reaches a learned engine: 'resize' (squashed to "
+                              "the engine's size), 'tiles' (scaled with its aspect ratio kept, run as overlapping "
+                              "tiles and blended), 'auto' (tiles where resizing would squash the image by over "
+                              "10%)", choices=("auto", "resize", "tiles"))
     propagation_iterations: int = setting(0, "NLSPN propagation steps at run time (0 = as the engine was trained; "
                                           "a classical engine ignores it)", 0, 64)
 
@@ -155,22 +167,44 @@ class CompletionPipeline:
         return DepthResult(depth, conf, camera, timings, None, {"measurements": float(measured.sum())})
 
     def _learned(self, image: np.ndarray, sparse: np.ndarray, camera: PinholeCamera) -> tuple[np.ndarray, ...]:
-        resize = EngineResize.for_engine(camera, self.engine_height, self.engine_width)
-        small = resize.sparse_depth(sparse)
-        inputs = {"image": resize.image_input(image), "sparse_depth": small[None, None].astype(np.float32)}
-        if self.prior == "ipbasic":
-            inputs["prior_depth"] = ipbasic_prior(small)[None, None]
+        """Depth and confidence at the camera's pixels from the engine, resized or tiled (`engine_fit`)."""
+        h, w = self.engine_height, self.engine_width
+        fit = self.config.engine_fit
+        if fit == "auto":
+            fit = "resize" if keeps_aspect(camera, h, w) else "tiles"
+        if fit == "resize":
+            layout = EngineResize.for_engine(camera, h, w)
+            scaled, origins = layout.engine_camera, ((0, 0),)
+        else:
+            tiles = EngineTiles.for_engine(camera, h, w)
+            scaled, origins = tiles.scaled, tiles.origins
+        small_image = resize_image(image, scaled.width, scaled.height)
+        small = resize_sparse_depth(sparse, scaled.width, scaled.height)
+        prior_small = ipbasic_prior(small) if self.prior == "ipbasic" else None
+        depths, confs = [], []
         t0 = time.perf_counter()
-        out = self.engine.infer(**inputs)
+        for y, x in origins:
+            win = np.s_[y:y + h, x:x + w]
+            inputs = {"image": image_to_input(small_image[win]),
+                      "sparse_depth": np.ascontiguousarray(small[win])[None, None].astype(np.float32)}
+            if prior_small is not None:
+                inputs["prior_depth"] = np.ascontiguousarray(prior_small[win])[None, None]
+            out = self.engine.infer(**inputs)
+            depths.append(out["depth"].reshape(h, w))
+            confs.append(out["confidence"].reshape(h, w))
         infer_ms = (time.perf_counter() - t0) * 1e3
-        confidence = resize.restore(out["confidence"])
-        if self.prior == "none":
-            return resize.restore(out["depth"]), confidence, infer_ms
-        prior_small = inputs["prior_depth"][0, 0]
+        if fit == "resize":
+            depth_small, conf_small = depths[0], confs[0]
+        else:
+            depth_small, conf_small = tiles.blend(depths), tiles.blend(confs)
+        confidence = restore_map(conf_small, camera)
+        if prior_small is None:
+            return restore_map(depth_small, camera), confidence, infer_ms
         with np.errstate(divide="ignore", invalid="ignore"):
             # measured pixels hold their measurement, not a correction of the in-fill: they correct nothing
-            ratio = np.where((prior_small > 0) & (small <= 0),
-                             out["depth"].reshape(prior_small.shape) / prior_small, 1.0)
-        ratio = resize.restore(ratio, mode="bilinear") if not resize.identity else ratio
-        full = ipbasic_prior(sparse) if not resize.identity else prior_small
-        return np.nan_to_num(full * ratio, nan=0.0), confidence, infer_ms
+            ratio = np.where((prior_small > 0) & (small <= 0), depth_small / prior_small, 1.0)
+        ratio = np.nan_to_num(ratio, nan=1.0, posinf=1.0)
+        if scaled.shape == camera.shape:
+            return np.nan_to_num(prior_small * ratio, nan=0.0), confidence, infer_ms
+        full = ipbasic_prior(sparse)
+        return np.nan_to_num(full * restore_map(ratio, camera, "bilinear"), nan=0.0), confidence, infer_ms
