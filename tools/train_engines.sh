@@ -7,7 +7,8 @@
 # OUT gets data/ (the world), runs/<kind>/ (checkpoints, scalars.jsonl), engines/<kind>_default.*,
 # eval/<kind>.json and one tarball per engine in OUT/pack/. MINUTES (default 5) is each trainer's wall-clock
 # budget; the three train at once on one GPU. Everything is resumable: re-running continues the runs.
-# Knobs (environment): PYTHON, DEVICE (cuda), TRAIN_DRIVES (40), FRAMES (100), EVAL_DRIVES (2),
+# Knobs (environment): PYTHON, DEVICE (cuda), TRAIN_DRIVES (40), FRAMES (100), EVAL_DRIVES (2), OBJECT_DRIVES (32:
+# drives of `synth --scene objects`, 16 scenes each, mixed into completion training),
 # WIDTH x HEIGHT (640 x 192), JOBS (nproc), MONO_STEPS, STEREO_STEPS, COMPLETION_STEPS, STEREO2_MINUTES.
 # Needs only PyTorch, ONNX (+ onnxscript), ONNX Runtime, OpenCV, scikit-image, safetensors, tqdm, PyYAML:
 # no ROS 2. The README shows the command that made the shipped engines.
@@ -24,6 +25,7 @@ EVAL_DRIVES=${EVAL_DRIVES:-2}
 WIDTH=${WIDTH:-640}
 HEIGHT=${HEIGHT:-192}
 JOBS=${JOBS:-$(nproc)}
+OBJECT_DRIVES=${OBJECT_DRIVES:-32}
 MONO_STEPS=${MONO_STEPS:-20000}
 STEREO_STEPS=${STEREO_STEPS:-20000}
 COMPLETION_STEPS=${COMPLETION_STEPS:-20000}
@@ -47,6 +49,14 @@ synth() {  # root seed frames; a drive already there (a re-run) is kept
 export -f synth dp; export out WIDTH HEIGHT PYTHON
 seq 0 $((TRAIN_DRIVES - 1)) | xargs -P "$JOBS" -I{} bash -c "synth '$out/data/train' {} $FRAMES"
 seq 1000 $((1000 + EVAL_DRIVES - 1)) | xargs -P "$JOBS" -I{} bash -c "synth '$out/data/eval' {} 50"
+objects() {  # seed: 16 independent scenes of random objects (a re-run keeps a drive already there)
+  [ -d "$out/data/objects/objects_$(printf %04d "$1")" ] && return 0
+  dp synth --scene objects --seed "$1" --frames 16 --width "$WIDTH" --height "$HEIGHT" --out "$out/data/objects" \
+    >"$out/logs/objects_$1.log" 2>&1 || echo "objects seed $1 failed (see logs/objects_$1.log)"
+}
+export -f objects
+[ "$OBJECT_DRIVES" -gt 0 ] && seq 100 $((100 + OBJECT_DRIVES - 1)) | xargs -P "$JOBS" -I{} bash -c "objects {}"
+mkdir -p "$out/data/objects"
 log "world: $(find "$out/data" -name '*.png' -path '*image_02/data/*' | wc -l) left images"
 
 log "2/4 training three engines at once, $minutes min each"
@@ -56,7 +66,8 @@ common=(--device "$DEVICE" --workers "$workers" --log-every 50 --ckpt-every 500 
    --steps "$MONO_STEPS" --batch-size 12 --lr 2e-4 --max-minutes "$minutes" "${common[@]}" \
    --export "$out/engines/mono_default.onnx" \
    >"$out/logs/mono.log" 2>&1; echo "mono exit $?" >>"$out/logs/mono.log") &
-(dp train completion --data "$out/data/train" --out "$out/runs/completion" --arch nlspn_light --top-crop 0 \
+(dp train completion --data "$out/data/train" "$out/data/objects" --out "$out/runs/completion" --arch nlspn_light \
+   --prior ipbasic --sensor-patterns 0.8 --iterations 12 --top-crop 0 \
    --steps "$COMPLETION_STEPS" --batch-size 8 --lr 1e-3 --max-minutes "$minutes" "${common[@]}" \
    --export "$out/engines/completion_default.onnx" --export-height "$HEIGHT" --export-width "$WIDTH" \
    >"$out/logs/completion.log" 2>&1; echo "completion exit $?" >>"$out/logs/completion.log") &
