@@ -33,16 +33,7 @@ from ..geometry.camera import PinholeCamera
 from ..geometry.infill import IpBasicConfig, distance_confidence, ipbasic_complete, ipbasic_prior
 from ..geometry.projection import points_to_sparse_depth
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
-from .settings import (
-    backend_setting,
-    check_settings,
-    confidence_setting,
-    device_setting,
-    engine_setting,
-    max_depth_setting,
-    min_depth_setting,
-    setting,
-)
+from .settings import EngineSettings, check_settings, confidence_setting, max_depth_setting, min_depth_setting, setting
 
 
 def default_engine_path() -> Path | None:
@@ -54,14 +45,11 @@ def default_engine_path() -> Path | None:
 
 
 @dataclass
-class CompletionPipelineConfig:
+class CompletionPipelineConfig(EngineSettings):
     """engine: "classical" (IP-Basic), "auto" (the shipped NLSPN engine if present, else classical), an engine
     artifact path, or a training checkpoint folder (run in torch). Fields made with `setting` are the completion
     node's parameters."""
 
-    engine: str = engine_setting()
-    backend: str = backend_setting()
-    device: str = device_setting()
     min_depth: float = min_depth_setting(0.5)
     max_depth: float = max_depth_setting(90.0)
     confidence_threshold: float = confidence_setting()

@@ -19,16 +19,7 @@ import numpy as np
 from ..geometry.camera import PinholeCamera
 from ..geometry.projection import backproject
 from .base import DepthResult, check_engine_and_range
-from .settings import (
-    backend_setting,
-    check_settings,
-    confidence_setting,
-    device_setting,
-    engine_setting,
-    max_depth_setting,
-    min_depth_setting,
-    setting,
-)
+from .settings import EngineSettings, check_settings, confidence_setting, max_depth_setting, min_depth_setting, setting
 
 DEFAULT_ENGINE_NAME = "mono_default.onnx"
 SCALE_RECOVERY = ("auto", "camera_height", "none")
@@ -45,7 +36,7 @@ def default_engine_path() -> Path | None:
 
 
 @dataclass
-class MonoPipelineConfig:
+class MonoPipelineConfig(EngineSettings):
     """engine: "auto" (the shipped engine), an artifact path, or a training checkpoint folder (run in torch).
 
     scale_recovery: "auto" (camera_height for relative engines, none for metric ones), "camera_height", "none".
@@ -54,9 +45,6 @@ class MonoPipelineConfig:
     below confidence_threshold. Fields made with `setting` are the mono node's parameters.
     """
 
-    engine: str = engine_setting()
-    backend: str = backend_setting()
-    device: str = device_setting()
     min_depth: float = min_depth_setting(0.1)
     max_depth: float = max_depth_setting(80.0)
     confidence_threshold: float = confidence_setting()

@@ -58,21 +58,19 @@ def check_settings(config: Any) -> None:
         spec.check(name, getattr(config, name))
 
 
-# The fields every depth pipeline shares, with their words written once.
-def engine_setting() -> Any:
-    return setting("auto", "depth engine: 'auto' (the shipped default engine), 'classical' where the node has one, "
-                   "an engine artifact path (.onnx / .engine / .plan with its .json sidecar) or a training "
-                   "checkpoint folder; a new value is loaded in the background and swapped in when ready")
+@dataclass
+class EngineSettings:
+    """The fields every depth pipeline config starts with (its engine and where it runs), written once."""
+
+    engine: str = setting("auto", "depth engine: 'auto' (the shipped default engine), 'classical' where the node has "
+                          "one, an engine artifact path (.onnx / .engine / .plan with its .json sidecar) or a "
+                          "training checkpoint folder; a new value is loaded in the background and swapped in when "
+                          "ready")
+    backend: str = setting("auto", "engine runtime backend", choices=BACKENDS)
+    device: str = setting("auto", "engine device: auto, cpu, cuda or cuda:N")
 
 
-def backend_setting() -> Any:
-    return setting("auto", "engine runtime backend", choices=BACKENDS)
-
-
-def device_setting() -> Any:
-    return setting("auto", "engine device: auto, cpu, cuda or cuda:N")
-
-
+# Fields every pipeline has with its own default.
 def min_depth_setting(default: float) -> Any:
     return setting(default, "nearest valid depth in metres (nearer is published as invalid)", 0.01, 1000.0)
 

@@ -21,16 +21,7 @@ from ..engines.resize import reproject_to_camera, resize_image, restore_map
 from ..geometry.camera import PinholeCamera
 from ..geometry.plane_sweep import rectified_pose
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
-from .settings import (
-    backend_setting,
-    check_settings,
-    confidence_setting,
-    device_setting,
-    engine_setting,
-    max_depth_setting,
-    min_depth_setting,
-    setting,
-)
+from .settings import EngineSettings, check_settings, confidence_setting, max_depth_setting, min_depth_setting, setting
 from .stereo_classical import ClassicalStereo, ClassicalSweepConfig
 
 
@@ -42,13 +33,10 @@ def default_engine_path() -> Path | None:
 
 
 @dataclass
-class StereoPipelineConfig:
+class StereoPipelineConfig(EngineSettings):
     """engine: "classical", "auto" (the shipped learned engine if present, else classical), an artifact path,
     or a training checkpoint folder (run in torch). Fields made with `setting` are the stereo node's parameters."""
 
-    engine: str = engine_setting()
-    backend: str = backend_setting()
-    device: str = device_setting()
     planes: int = setting(64, "depth planes of the sweep, uniform in inverse depth", 3, 512)
     min_depth: float = min_depth_setting(1.0)
     max_depth: float = max_depth_setting(80.0)

@@ -62,34 +62,30 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"checkpoint metadata {meta_path} is not valid JSON: {exc}") from exc
 
 
-def load_weights(path: str | Path, model: torch.nn.Module, strict: bool = True) -> None:
-    """Load the model weights of a checkpoint (folder or .safetensors) into `model`."""
+def _read_model_tensors(path: str | Path, what: str) -> tuple[Path, dict[str, torch.Tensor]]:
+    """The model tensors of a checkpoint (folder or .safetensors; `model.` prefix dropped) or of bare weights."""
     path = Path(path)
     weights = path / WEIGHTS if path.is_dir() else path
     if not weights.exists():
-        raise FileNotFoundError(f"checkpoint weights not found: {weights}")
+        raise FileNotFoundError(f"{what} not found: {weights}")
     try:
         tensors = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types for truncated or corrupt files
-        raise ValueError(f"checkpoint {weights} is unreadable: {exc}") from exc
+        raise ValueError(f"{what} {weights} unreadable: {exc}") from exc
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    if not state:  # a bare weights file, as the engine export writes
-        state = tensors
+    return weights, state or tensors  # a bare weights file, as the engine export writes
+
+
+def load_weights(path: str | Path, model: torch.nn.Module, strict: bool = True) -> None:
+    """Load the model weights of a checkpoint (folder or .safetensors) into `model`."""
+    _, state = _read_model_tensors(path, "checkpoint weights")
     model.load_state_dict(state, strict=strict)
 
 
 def warm_start(path: str | Path, model: torch.nn.Module) -> list[str]:
     """Copy into `model` every tensor of a checkpoint (folder or .safetensors) whose name and shape match; the
     rest keep their initialisation. Returns the names left as initialised (a different head or stem, say)."""
-    path = Path(path)
-    weights = path / WEIGHTS if path.is_dir() else path
-    if not weights.exists():
-        raise FileNotFoundError(f"warm-start weights not found: {weights}")
-    try:
-        tensors = load_file(str(weights))
-    except Exception as exc:  # safetensors raises its own error types for truncated or corrupt files
-        raise ValueError(f"warm-start weights {weights} are unreadable: {exc}") from exc
-    source = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")} or tensors
+    weights, source = _read_model_tensors(path, "warm-start weights")
     own = model.state_dict()
     taken = {k: v for k, v in source.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
     if not taken:
