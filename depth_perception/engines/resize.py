@@ -207,6 +207,13 @@ class EngineTiles:
         origins = tuple((y, x) for y in starts(sh, height) for x in starts(sw, width))
         return cls(camera, camera.scaled(sw, sh), int(height), int(width), origins)
 
+    @classmethod
+    def squashed(cls, camera: PinholeCamera, height: int, width: int) -> EngineTiles:
+        """The plain resize as a layout of one tile: the whole camera image resized to the engine's size."""
+        if height < 1 or width < 1:
+            raise ValueError(f"engine size must be positive, got {height}x{width}")
+        return cls(camera, camera.scaled(int(width), int(height)), int(height), int(width), ((0, 0),))
+
     def crops(self, values: np.ndarray) -> list[np.ndarray]:
         """A `scaled`-sized (h, w[, C]) array cut into the tiles."""
         h, w = self.tile_height, self.tile_width

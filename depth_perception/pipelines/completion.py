@@ -2,7 +2,8 @@
 
 `CompletionPipeline(config).process(image_rgb, camera, points_cam)` projects the points into the camera
 (`geometry.projection.points_to_sparse_depth`, nearest point per pixel) and calls `process_sparse`. A learned
-engine runs at its fixed size through `engines.resize`: the image is resized (area), the sparse depth
+engine runs at its fixed size through `engines.resize`, on the whole image resized or, where that would squash
+it (`engine_fit`), on overlapping tiles of it scaled with its aspect kept: the image is resized (area), the sparse depth
 scattered (never interpolated, so no points are blended), and depth and confidence are restored to the
 camera's pixels (nearest, so no depth is invented between surfaces). Measured pixels get their measurement back.
 An engine with a `prior_depth` input (sidecar `"prior": "ipbasic"`) is also given the range-blind IP-Basic in-fill
@@ -21,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from ..engines.resize import (
-    EngineResize,
     EngineTiles,
     image_to_input,
     keeps_aspect,
@@ -160,18 +160,14 @@ class CompletionPipeline:
         fit = self.config.engine_fit
         if fit == "auto":
             fit = "resize" if keeps_aspect(camera, h, w) else "tiles"
-        if fit == "resize":
-            layout = EngineResize.for_engine(camera, h, w)
-            scaled, origins = layout.engine_camera, ((0, 0),)
-        else:
-            tiles = EngineTiles.for_engine(camera, h, w)
-            scaled, origins = tiles.scaled, tiles.origins
+        tiles = EngineTiles.squashed(camera, h, w) if fit == "resize" else EngineTiles.for_engine(camera, h, w)
+        scaled = tiles.scaled
         small_image = resize_image(image, scaled.width, scaled.height)
         small = resize_sparse_depth(sparse, scaled.width, scaled.height)
         prior_small = ipbasic_prior(small) if self.prior == "ipbasic" else None
         depths, confs = [], []
         t0 = time.perf_counter()
-        for y, x in origins:
+        for y, x in tiles.origins:
             win = np.s_[y:y + h, x:x + w]
             inputs = {"image": image_to_input(small_image[win]),
                       "sparse_depth": np.ascontiguousarray(small[win])[None, None].astype(np.float32)}
@@ -181,10 +177,7 @@ class CompletionPipeline:
             depths.append(out["depth"].reshape(h, w))
             confs.append(out["confidence"].reshape(h, w))
         infer_ms = (time.perf_counter() - t0) * 1e3
-        if fit == "resize":
-            depth_small, conf_small = depths[0], confs[0]
-        else:
-            depth_small, conf_small = tiles.blend(depths), tiles.blend(confs)
+        depth_small, conf_small = tiles.blend(depths), tiles.blend(confs)
         confidence = restore_map(conf_small, camera)
         if prior_small is None:
             return restore_map(depth_small, camera), confidence, infer_ms
