@@ -55,14 +55,12 @@ def test_sgbm_peer_recovers_a_textured_plane():
 
 
 def test_eval_runs_sgbm_and_the_classical_sweep_on_the_same_frames(tmp_path):
-    import argparse
-
     from helpers.stereo_scene import PlaneDrive
 
-    from depth_perception.eval.stereo_eval import evaluate, format_table
+    from depth_perception.eval.stereo_eval import StereoEvalOptions, evaluate, format_table
 
-    args = argparse.Namespace(data=[], engine=["classical"], height=48, width=128, min_depth=2.0, max_depth=40.0,
-                              planes=32, max_frames=2, stride=1, backend="auto", device="auto", json=None)
+    args = StereoEvalOptions(engine=["classical"], height=48, width=128, min_depth=2.0, max_depth=40.0, planes=32,
+                             max_frames=2)
     report = evaluate(args, drives=[PlaneDrive(frames=3)])
     assert report["frames"] == 2
     assert set(report["methods"]) == {"sgbm", "classical"}

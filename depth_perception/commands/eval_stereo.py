@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..eval.stereo_eval import evaluate, format_table
+from ..eval.stereo_eval import StereoEvalOptions, evaluate, format_table
+from ._options import options_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             write_json(args.json, report)
         return 0
-    report = evaluate(args)
+    report = evaluate(options_from(StereoEvalOptions, args))
     print(format_table(report))
     if args.json:
         write_json(args.json, report)

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..training.completion_train import ARCHS, build_trainer
-from ._train_options import add_loop_arguments
+from ..training.completion_train import ARCHS, CompletionTrainOptions, build_trainer
+from ._options import add_loop_arguments, options_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,8 +68,9 @@ def export_trained(out_dir: str | Path, onnx_path: str | Path, extra_sidecar: di
 def run(args: argparse.Namespace) -> int:
     from ..errors import CliError
 
+    options = options_from(CompletionTrainOptions, args, preserve_input=not args.no_preserve_input)
     try:
-        trainer = build_trainer(args)
+        trainer = build_trainer(options)
     except (ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from exc
     history = trainer.fit()

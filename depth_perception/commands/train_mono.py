@@ -10,8 +10,16 @@ import torch
 from torch import nn
 
 from ..models.mono import ARCHITECTURES
-from ..training.mono_train import MODES, architecture_name, build_trainer, command_line, data_seeds, deploy_module
-from ._train_options import add_loop_arguments
+from ..training.mono_train import (
+    MODES,
+    MonoTrainOptions,
+    architecture_name,
+    build_trainer,
+    command_line,
+    data_seeds,
+    deploy_module,
+)
+from ._options import add_loop_arguments, options_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from ..utils import write_json
 
     torch.backends.cudnn.benchmark = True  # fixed input size
-    trainer = build_trainer(args)
+    trainer = build_trainer(options_from(MonoTrainOptions, args, augment=not args.no_augment))
     history = trainer.fit()
     if int(os.environ.get("RANK", "0")) != 0:
         return 0

@@ -5,8 +5,8 @@ import argparse
 
 import torch
 
-from ..training.stereo_train import build_trainer
-from ._train_options import add_loop_arguments
+from ..training.stereo_train import StereoTrainOptions, build_trainer
+from ._options import add_loop_arguments, options_from
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest 3-D convolutions
-    trainer = build_trainer(args)
+    trainer = build_trainer(options_from(StereoTrainOptions, args))
     history = trainer.fit()
     if history:
         last = history[-1]

@@ -11,9 +11,8 @@ metrics at the evaluation width: end-point error `epe`, shares off by more than 
 """
 from __future__ import annotations
 
-import argparse
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +121,7 @@ class _Method:
         self.normal_deg: list[float] = []
 
 
-def _methods(engines: list[str], args: argparse.Namespace) -> list[_Method]:
+def _methods(engines: list[str], args: StereoEvalOptions) -> list[_Method]:
     from ..pipelines.stereo import StereoPipeline, StereoPipelineConfig
 
     methods = [_Method("sgbm", lambda left, right, cam, b: (sgbm_depth(left, right, cam, b, args.min_depth), None))]
@@ -142,18 +141,37 @@ def _methods(engines: list[str], args: argparse.Namespace) -> list[_Method]:
     return methods
 
 
-# ----------------------------------------------------------------------------------------------- the command
+# -------------------------------------------------------------------------------------------- the evaluation
 
 
-def evaluate(args: argparse.Namespace, drives: list[Any] | None = None) -> dict[str, Any]:
+@dataclass
+class StereoEvalOptions:
+    """What `eval stereo --data` scores (its command line, one field per option; help in commands/)."""
+
+    data: list[str] = field(default_factory=list)
+    engine: list[str] = field(default_factory=lambda: ["classical"])  # besides SGBM: 'classical' and/or artifacts
+    height: int = 192
+    width: int = 640
+    min_depth: float = 1.0
+    max_depth: float = 80.0
+    planes: int = 64  # of the classical sweep
+    max_frames: int = 0  # per drive; 0 = all
+    stride: int = 1
+    backend: str = "auto"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.width < 32 or self.height < 16:
+            raise ValueError(f"--width/--height too small: {self.width}x{self.height}")
+        if self.stride < 1:
+            raise ValueError(f"--stride must be >= 1, got {self.stride}")
+
+
+def evaluate(args: StereoEvalOptions, drives: list[Any] | None = None) -> dict[str, Any]:
     """Run every method on every selected frame of `args.data` (or of `drives`, readers already open)."""
     from ..training.stereo_data import drive_baseline, drive_depth, open_drives
     from ..utils import progress
 
-    if args.width < 32 or args.height < 16:
-        raise ValueError(f"--width/--height too small: {args.width}x{args.height}")
-    if args.stride < 1:
-        raise ValueError(f"--stride must be >= 1, got {args.stride}")
     drives = open_drives(args.data) if drives is None else drives
     methods = _methods(list(args.engine), args)
     jobs = []

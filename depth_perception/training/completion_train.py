@@ -8,9 +8,9 @@ classical IP-Basic baseline; `--export` writes the engine artifact with the trai
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -18,15 +18,52 @@ from torch import Tensor, nn
 
 from .completion_data import CompletionDriveDataset
 from .completion_losses import l1_l2_loss
-from .trainer import TrainConfig, Trainer
+from .trainer import LoopOptions, Trainer
 
 ARCHS = ("nlspn", "nlspn_light")
 
 
-def model_config(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass(kw_only=True)
+class CompletionTrainOptions(LoopOptions):
+    """What `train completion` trains (its command line, one field per option; help in commands/)."""
+
+    data: list[str]
+    out: str
+    depth_root: str | None = None
+    arch: str = "nlspn"
+    width_base: int | None = None
+    iterations: int = 18
+    prop_kernel: int = 3
+    preserve_input: bool = True
+    prior: str = "none"
+    init: str | None = None
+    sensor_patterns: float = 0.0
+    height: int = 240
+    width: int = 1216
+    top_crop: int = 100
+    scale: float = 1.0
+    cameras: list[int] = field(default_factory=lambda: [2, 3])
+    max_depth: float = 90.0
+    steps: int | None = None
+    epochs: float | None = None
+    init_weight: float = 0.0
+    batch_size: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    export_height: int = 352
+    export_width: int = 1216
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.prior not in ("none", "ipbasic"):
+            raise ValueError(f"prior must be 'none' or 'ipbasic', got {self.prior!r}")
+
+
+def model_config(args: CompletionTrainOptions) -> dict[str, Any]:
     config: dict[str, Any] = dict(
         height=args.export_height, width=args.export_width, iterations=args.iterations,
-        prop_kernel=args.prop_kernel, preserve_input=not args.no_preserve_input, max_depth=args.max_depth,
+        prop_kernel=args.prop_kernel, preserve_input=args.preserve_input, max_depth=args.max_depth,
     )
     if args.width_base:
         config["width_base"] = args.width_base
@@ -67,7 +104,7 @@ def make_loss(init_weight: float = 0.0) -> Any:
     return loss_fn
 
 
-def build_trainer(args: argparse.Namespace) -> Trainer:
+def build_trainer(args: CompletionTrainOptions) -> Trainer:
     from ..models.registry import build_model
 
     model = build_model(args.arch, **model_config(args))
@@ -87,12 +124,9 @@ def build_trainer(args: argparse.Namespace) -> Trainer:
     if args.epochs is not None:
         world = int(__import__("os").environ.get("WORLD_SIZE", "1"))
         steps = max(1, math.ceil(args.epochs * len(dataset) / (args.batch_size * world)))
-    cfg = TrainConfig(
-        out_dir=args.out, steps=steps, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        num_workers=args.workers, seed=args.seed, log_every=args.log_every, ckpt_every=args.ckpt_every,
-        max_seconds=60.0 * args.max_minutes, device=args.device,
+    cfg = args.train_config(
+        args.out, steps, args.batch_size, args.lr, weight_decay=args.weight_decay,
         lr_milestones=(int(steps * 0.6), int(steps * 0.85)), lr_gamma=0.3, grad_clip=5.0,
-        amp=args.amp,
     )
     meta = {
         "data": [str(d) for d in args.data], "frames": len(dataset), "crop": [args.height, args.width],

@@ -8,9 +8,9 @@ monodepth2 protocol and `--export` writes the ONNX engine with its sidecar.
 """
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -25,9 +25,33 @@ from .mono_losses import (
     upsample_to,
     warp_source_to_target,
 )
-from .trainer import TrainConfig, Trainer
+from .trainer import LoopOptions, Trainer
 
 MODES = ("mono", "mono+stereo", "supervised")
+
+
+@dataclass(kw_only=True)
+class MonoTrainOptions(LoopOptions):
+    """What `train mono` trains (its command line, one field per option; help in commands/)."""
+
+    data: list[str]
+    out: str
+    mode: str = "mono+stereo"
+    arch: str = "narrow"
+    split: str | None = None
+    height: int = 192
+    width: int = 640
+    steps: int | None = None
+    epochs: int | None = None
+    batch_size: int = 12
+    lr: float = 1e-4
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
 
 
 # ----------------------------------------------------------------------------------------------------- losses
@@ -110,13 +134,13 @@ def architecture_name(model: nn.Module) -> str:
     return "mono_eigen" if isinstance(model, EigenNet) else "mono_resnet"
 
 
-def build_trainer(args: argparse.Namespace) -> Trainer:
+def build_trainer(args: MonoTrainOptions) -> Trainer:
     from ..data.kitti import read_split
 
     model = build_model(args.arch, args.mode, args.height, args.width, args.min_depth, args.max_depth)
     split = read_split(args.split) if args.split else None
     dataset = MonoDataset(args.data, args.height, args.width, stereo=args.mode == "mono+stereo",
-                          supervised=args.mode == "supervised", augment=not args.no_augment, split=split)
+                          supervised=args.mode == "supervised", augment=args.augment, split=split)
     if len(dataset) == 0:
         raise ValueError(f"no training samples in {args.data}: drives need at least 3 frames")
     if args.epochs is not None:
@@ -125,12 +149,8 @@ def build_trainer(args: argparse.Namespace) -> Trainer:
         steps = args.epochs * max(1, len(dataset) // args.batch_size)
     else:
         steps = 2000 if args.steps is None else args.steps
-    cfg = TrainConfig(
-        out_dir=args.out, steps=steps, batch_size=args.batch_size, lr=args.lr, num_workers=args.workers,
-        seed=args.seed, log_every=args.log_every, ckpt_every=args.ckpt_every, device=args.device,
-        max_seconds=60.0 * args.max_minutes, amp=args.amp,
-        lr_milestones=(int(steps * 0.75),),  # monodepth2: x0.1 for the last quarter
-    )
+    cfg = args.train_config(args.out, steps, args.batch_size, args.lr,
+                            lr_milestones=(int(steps * 0.75),))  # monodepth2: x0.1 for the last quarter
     meta = {"mode": args.mode, "arch": args.arch, "metric": args.mode != "mono",
             "data": [str(d) for d in args.data], "split": args.split, "samples": len(dataset),
             "command": command_line()}

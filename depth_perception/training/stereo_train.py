@@ -6,7 +6,7 @@ and trains the consistency module with the depth-normal consistency loss plus th
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +15,34 @@ from torch import Tensor, nn
 from ..models.stereo import DPSNet
 from .stereo_data import StereoDriveDataset
 from .stereo_losses import depth_normal_consistency_loss, inverse_depth_loss, normal_loss
-from .trainer import TrainConfig, Trainer
+from .trainer import LoopOptions, Trainer
 
 COARSE_WEIGHT = 0.7  # DPSNet supervises the volume before context aggregation too
 NORMAL_WEIGHT = 1.0
 CONSISTENCY_WEIGHT = 0.5
+
+
+@dataclass(kw_only=True)
+class StereoTrainOptions(LoopOptions):
+    """What `train stereo` trains (its command line, one field per option; help in commands/)."""
+
+    data: list[str]
+    out: str
+    stage: int = 1
+    init: str | None = None
+    steps: int = 2000
+    batch_size: int = 4
+    lr: float = 1e-3
+    height: int = 192
+    width: int = 640
+    planes: int = 64
+    views: int = 1
+    min_depth: float = 1.0
+    max_depth: float = 80.0
+
+    def __post_init__(self) -> None:
+        if self.stage not in (1, 2):
+            raise ValueError(f"stage must be 1 or 2, got {self.stage}")
 
 
 def make_loss(model: DPSNet, stage: int):
@@ -47,7 +70,7 @@ def make_loss(model: DPSNet, stage: int):
     return loss_fn
 
 
-def build_trainer(args: argparse.Namespace) -> Trainer:
+def build_trainer(args: StereoTrainOptions) -> Trainer:
     from ..training.checkpoint import load_weights, read_meta
 
     config: dict[str, Any] = dict(
@@ -69,11 +92,8 @@ def build_trainer(args: argparse.Namespace) -> Trainer:
         for p in model.refine.parameters():
             p.requires_grad_(True)
         parameters = [{"params": list(model.refine.parameters())}]
-    cfg = TrainConfig(
-        out_dir=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, num_workers=args.workers,
-        seed=args.seed, log_every=args.log_every, ckpt_every=args.ckpt_every, device=args.device,
-        max_seconds=60.0 * args.max_minutes, lr_milestones=(int(args.steps * 0.75),), grad_clip=5.0, amp=args.amp,
-    )
+    cfg = args.train_config(args.out, args.steps, args.batch_size, args.lr,
+                            lr_milestones=(int(args.steps * 0.75),), grad_clip=5.0)
     meta = {"stage": args.stage, "data": [str(d) for d in args.data], "init": args.init}
     return Trainer(model, make_loss(model, args.stage), dataset, cfg,
                    {"name": "stereo_dpsnet", "config": model.config}, extra_meta=meta, parameters=parameters)

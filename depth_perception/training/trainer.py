@@ -62,6 +62,26 @@ class TrainConfig:
         self.lr_milestones = tuple(int(m) for m in self.lr_milestones)
 
 
+@dataclass(kw_only=True)
+class LoopOptions:
+    """The loop options every `train <kind>` shares; each kind's options dataclass extends it."""
+
+    workers: int = 2
+    device: str = "auto"
+    seed: int = 0
+    amp: bool = False  # mixed precision on CUDA
+    log_every: int = 10
+    ckpt_every: int = 250
+    max_minutes: float = 0.0  # wall-clock budget: stop early with a checkpoint (0 = none)
+
+    def train_config(self, out_dir: str, steps: int, batch_size: int, lr: float, **extra: Any) -> TrainConfig:
+        return TrainConfig(
+            out_dir=out_dir, steps=steps, batch_size=batch_size, lr=lr, num_workers=self.workers, seed=self.seed,
+            log_every=self.log_every, ckpt_every=self.ckpt_every, device=self.device,
+            max_seconds=60.0 * self.max_minutes, amp=self.amp, **extra,
+        )
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
