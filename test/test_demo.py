@@ -12,7 +12,7 @@ import pytest
 
 from depth_perception.data.kitti import KittiRawDrive
 from depth_perception.data.kitti2bag import convert
-from depth_perception.eval.demo_report import (
+from depth_perception.eval.demo import (
     EngineRun,
     format_table,
     frame_metrics,
@@ -214,7 +214,7 @@ def test_depth_at_a_node_input_size_is_scored_in_the_cameras_pixels(drive_path):
 
 
 def test_a_second_run_reuses_the_bag_until_the_drive_changes(drive_path, tmp_path):
-    from depth_perception.commands.demo import ensure_bag
+    from depth_perception.eval.demo import ensure_bag
 
     bag = ensure_bag(drive_path, tmp_path, force=False)
     first = (bag / "metadata.yaml").stat().st_mtime_ns

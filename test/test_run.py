@@ -13,9 +13,8 @@ import pytest
 pytest.importorskip("rclpy")
 pytest.importorskip("tf2_msgs.msg")
 
-from depth_perception.commands.run import start_nodes
 from depth_perception.geometry import PinholeCamera
-from depth_perception.nodes.runner import load_node_config, parse_set_option
+from depth_perception.nodes.runner import load_node_config, parse_set_option, start_nodes
 from depth_perception.ros.image import depth_image_to_numpy
 from depth_perception.ros.node_driver import Driver, PlaneScene, RosSession, exchange, stereo_messages
 

@@ -13,15 +13,6 @@ from typing import Any
 from ..errors import CliError
 
 
-def start_nodes(config_path: str | Path, overrides: dict[str, dict[str, Any]] | None = None,
-                context: Any = None) -> list[Any]:
-    """Build the nodes listed in a node-set YAML (namespaces, remappings, parameters; overrides per node name)
-    in an initialized rclpy context (None = the default). The caller spins and destroys them."""
-    from ..nodes.runner import start_nodes as _start
-
-    return _start(config_path, overrides, context)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="node-set YAML, e.g. config/kitti.yaml or config/vehicle.yaml")
     parser.add_argument("--bag", default=None, help="replay this rosbag2 bag (mcap or sqlite3) into the nodes")
