@@ -4,11 +4,16 @@ the node-only ones every node shares (COMMON_PARAMS: resizing, encoding, colours
 and the error a bad value at start-up raises."""
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.parameter import Parameter
 
+from ..engines import check_device
 from ..pipelines.settings import Setting, settings_of
 
 
@@ -85,3 +90,66 @@ def pipeline_params(config_class: type) -> tuple[ParamSpec, ...]:
     """The node parameters a pipeline config declares with `setting`, in field order."""
     return tuple(ParamSpec.from_setting(name, default, spec) for name, (default, spec) in
                  settings_of(config_class).items())
+
+
+class ParameterMixin:
+    """Validation of parameter values (start-up and run time) and the set-parameters callback.
+
+    State lives on DepthNodeBase (its __init__ makes it); this class only groups one job's methods.
+    """
+
+    def make_config(self, values: Mapping[str, Any]) -> Any:
+        """The pipeline config dataclass from parameter values (its __post_init__ validates)."""
+        cls = self.config_class()
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for spec in self._specs.values():
+            target = spec.field or spec.name
+            if target in names:
+                kwargs[target] = values[spec.name]
+        return cls(**kwargs)
+
+    def _validate(self, values: Mapping[str, Any], runtime: bool) -> Any:
+        for name, spec in self._specs.items():
+            spec.check(values[name])
+        if values["colormap_max_depth"] <= values["colormap_min_depth"]:
+            raise ValueError(f"colormap_max_depth must be > colormap_min_depth ({values['colormap_min_depth']}), "
+                             f"got {values['colormap_max_depth']}")
+        engine = str(values["engine"])
+        if runtime and engine not in ("auto", "classical") and not Path(engine).exists():
+            raise ValueError(f"engine not found: {engine}")
+        if engine != "classical":  # a device nobody has fails here, not later in the background load
+            check_device(values["device"])
+        self.check_values(values, runtime)
+        return self.make_config(values)
+
+    def _on_set_parameters(self, params: Sequence[Parameter]) -> SetParametersResult:
+        with self._lock:
+            new = dict(self._values)
+            for p in params:
+                if p.name in self._specs:
+                    new[p.name] = p.value
+            try:
+                config = self._validate(new, runtime=True)
+            except (ValueError, TypeError) as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+            changed = {n for n in self._specs if new[n] != self._values[n]}
+            self._values = new
+            # setting `engine` again after a failed load (the file fixed, a device back) retries it
+            retry = self._pipeline is None and not self._loading and any(p.name == "engine" for p in params)
+        if not changed and not retry:
+            return SetParametersResult(successful=True)
+        if "sync_slop" in changed:
+            self._sync.slop_s = new["sync_slop"]
+        if changed & {"qos_reliability", "qos_depth"}:
+            self._make_subscriptions()
+        if "diagnostics_period" in changed:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = self.create_timer(new["diagnostics_period"], self.publish_diagnostics)
+        self.on_values_changed(changed)
+        self._request_pipeline(config)
+        return SetParametersResult(successful=True)
+
+    def value(self, name: str) -> Any:
+        """The current (accepted) value of a declared parameter."""
+        return self._values[name]

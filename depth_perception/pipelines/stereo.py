@@ -52,10 +52,6 @@ class StereoPipelineConfig(EngineSettings):
             raise ValueError(f"classical_max_width must be >= 32, got {self.classical_max_width}")
 
 
-def _resize_image(img: np.ndarray, width: int, height: int) -> np.ndarray:
-    return resize_image(img, width, height)
-
-
 def _restore(values: np.ndarray, camera: PinholeCamera) -> np.ndarray:
     """Back to the camera's pixels (nearest, on the pixel-centre convention the scaled intrinsics use): NaN holes
     and depth edges stay honest. (H, W) or (H, W, C)."""
@@ -129,8 +125,8 @@ class StereoPipeline:
         scale = min(1.0, self.config.classical_max_width / camera.width)
         w, h = max(8, round(camera.width * scale)), max(8, round(camera.height * scale))
         cam = camera.scaled(w, h) if (w, h) != (camera.width, camera.height) else camera
-        small = [(_resize_image(img, w, h), T) for img, T in views]
-        depth, conf, info = self.classical.compute(_resize_image(left, w, h), small, cam)
+        small = [(resize_image(img, w, h), T) for img, T in views]
+        depth, conf, info = self.classical.compute(resize_image(left, w, h), small, cam)
         return _restore(depth, camera), _restore(conf, camera), None, info
 
     def _learned(self, left, views, camera):
@@ -141,7 +137,7 @@ class StereoPipeline:
         cam = camera.scaled(W, H)
 
         def tensor(img: np.ndarray) -> np.ndarray:
-            img = _resize_image(img, W, H)
+            img = resize_image(img, W, H)
             if img.ndim == 2:
                 img = np.repeat(img[..., None], 3, 2)
             scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
