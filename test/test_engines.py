@@ -13,8 +13,9 @@ pytest.importorskip("onnxruntime")
 
 from depth_perception.engines import EngineError, default_engine_path, load_engine  # noqa: E402
 from depth_perception.engines.export import export_module  # noqa: E402
-from depth_perception.engines.resize import EngineResize, resize_sparse_depth, restore_map  # noqa: E402
+from depth_perception.engines.resize import EngineResize, restore_map  # noqa: E402
 from depth_perception.geometry.camera import PinholeCamera  # noqa: E402
+from depth_perception.geometry.resample import resize_sparse_depth  # noqa: E402
 from depth_perception.models.registry import build_model  # noqa: E402
 
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from depth_perception.geometry.plane_sweep import plane_homographies
-from depth_perception.training.stereo_data import StereoDriveDataset, find_drives, resize_depth
+from depth_perception.geometry.resample import resize_depth
+from depth_perception.training.stereo_data import StereoDriveDataset, find_drives
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers.stereo_scene import PlaneDrive

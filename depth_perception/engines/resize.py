@@ -11,19 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry.camera import PinholeCamera
+from ..geometry.resample import resize_image, resize_sparse_depth, source_index
 
 RESTORE_MODES = ("nearest", "bilinear")
-
-
-def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """An (H, W[, C]) image at width x height: area averaging when shrinking (no aliasing), bilinear when growing."""
-    import cv2
-
-    image = np.asarray(image)
-    if image.shape[0] == height and image.shape[1] == width:
-        return image
-    shrink = width * height < image.shape[0] * image.shape[1]
-    return cv2.resize(image, (int(width), int(height)), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def reproject_to_camera(image: np.ndarray, source: PinholeCamera, target: PinholeCamera) -> np.ndarray:
@@ -74,8 +64,8 @@ def restore_map(values: np.ndarray, camera: PinholeCamera, mode: str = "nearest"
     if mode == "nearest":
         # our own gather: cv2's INTER_NEAREST is half a pixel off the pixel-centre convention, and its fixed-point
         # EXACT variant breaks ties differently from resize_sparse_depth, which must be its exact inverse
-        rows = _source_index(camera.height, values.shape[0])
-        cols = _source_index(camera.width, values.shape[1])
+        rows = source_index(camera.height, values.shape[0])
+        cols = source_index(camera.width, values.shape[1])
         return values[rows[:, None], cols[None, :]]
     valid = np.isfinite(values)
     num = cv2.resize(np.where(valid, values, 0.0).astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
@@ -84,29 +74,6 @@ def restore_map(values: np.ndarray, camera: PinholeCamera, mode: str = "nearest"
     ok = den >= 0.5
     out[ok] = num[ok] / den[ok]
     return out
-
-
-def _source_index(dst_size: int, src_size: int) -> np.ndarray:
-    """For each destination pixel, the source pixel its centre falls in (pixel-centre convention)."""
-    idx = np.floor((np.arange(dst_size) + 0.5) * src_size / dst_size).astype(np.int64)
-    return np.clip(idx, 0, src_size - 1)
-
-
-def resize_sparse_depth(sparse: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Sparse depth (0 = none) at another size: each measurement moves to the pixel its centre falls in, the nearest
-    depth wins where several land together; measurements are never averaged with empty pixels."""
-    sparse = np.asarray(sparse, dtype=np.float32)
-    if sparse.shape == (height, width):
-        return sparse
-    v, u = np.nonzero(sparse > 0)
-    d = sparse[v, u]
-    # the same arithmetic as _source_index, so restoring by nearest brings each point back to its own pixel
-    tu = np.clip(np.floor((u + 0.5) * width / sparse.shape[1]).astype(np.int64), 0, width - 1)
-    tv = np.clip(np.floor((v + 0.5) * height / sparse.shape[0]).astype(np.int64), 0, height - 1)
-    out = np.full(height * width, np.inf, dtype=np.float32)
-    np.minimum.at(out, tv * width + tu, d)
-    out[~np.isfinite(out)] = 0.0
-    return out.reshape(height, width)
 
 
 @dataclass(frozen=True)

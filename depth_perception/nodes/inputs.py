@@ -9,8 +9,8 @@ import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from ..engines.resize import resize_image
 from ..geometry.camera import PinholeCamera
+from ..geometry.resample import resize_image
 from ..ros.camera_info import camera_info_to_model
 from ..ros.image import image_to_rgb
 from ..ros.qos import qos_from_params

@@ -25,13 +25,12 @@ from ..engines.resize import (
     EngineTiles,
     image_to_input,
     keeps_aspect,
-    resize_image,
-    resize_sparse_depth,
     restore_map,
 )
 from ..geometry.camera import PinholeCamera
 from ..geometry.infill import IpBasicConfig, distance_confidence, ipbasic_complete, ipbasic_prior
 from ..geometry.projection import points_to_sparse_depth
+from ..geometry.resample import resize_image, resize_sparse_depth
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
 from .settings import EngineSettings, check_settings, confidence_setting, max_depth_setting, min_depth_setting, setting
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from ..engines.resize import reproject_to_camera, resize_image, restore_map
+from ..engines.resize import reproject_to_camera, restore_map
 from ..geometry.camera import PinholeCamera
 from ..geometry.plane_sweep import rectified_pose
+from ..geometry.resample import resize_image
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
 from .settings import EngineSettings, check_settings, confidence_setting, max_depth_setting, min_depth_setting, setting
 from .stereo_classical import ClassicalStereo, ClassicalSweepConfig

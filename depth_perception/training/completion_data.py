@@ -27,8 +27,9 @@ from torch.utils.data import Dataset
 from ..data.sparse_patterns import random_sensor_pattern
 from ..geometry.infill import ipbasic_prior
 from ..geometry.projection import points_to_sparse_depth
+from ..geometry.resample import resize_depth
 from ..geometry.se3 import transform_points
-from .stereo_data import open_drives, resize_depth
+from .stereo_data import open_drives
 
 
 def velodyne_sparse_depth(drive: Any, cam: int, i: int) -> np.ndarray | None:

@@ -22,8 +22,9 @@ from torch.utils.data import Dataset
 
 from ..data.synth.objects import is_objects_drive
 from ..geometry.projection import points_to_sparse_depth
+from ..geometry.resample import resize_depth
 from ..geometry.se3 import invert_transform, transform_points
-from .stereo_data import find_drives, open_drive, resize_depth
+from .stereo_data import find_drives, open_drive
 
 SIDES = {"l": 2, "r": 3}
 OTHER = {2: 3, 3: 2}

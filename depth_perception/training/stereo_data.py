@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from ..geometry.plane_sweep import rectified_pose
 from ..geometry.projection import points_to_sparse_depth
+from ..geometry.resample import resize_depth
 from ..geometry.se3 import invert_transform
 
 LEFT, RIGHT = 2, 3
@@ -72,26 +73,6 @@ def drive_depth(drive: Any, i: int, width: int, height: int) -> np.ndarray:
     if depth is None:
         return np.zeros((height, width), np.float32)
     return resize_depth(depth, width, height)
-
-
-def resize_depth(depth: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize a depth map (0 or NaN = none) without inventing depth between samples: nearest for dense maps,
-    a scatter of the valid samples for sparse ones (so LiDAR points are not thinned out by sampling)."""
-    depth = np.nan_to_num(np.asarray(depth, dtype=np.float32), nan=0.0)
-    h, w = depth.shape
-    if (h, w) == (height, width):
-        return depth
-    valid = depth > 0
-    if valid.mean() > 0.5:
-        return cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
-    v, u = np.nonzero(valid)
-    z = depth[v, u]
-    uu = np.clip(((u + 0.5) * width / w).astype(np.int64), 0, width - 1)
-    vv = np.clip(((v + 0.5) * height / h).astype(np.int64), 0, height - 1)
-    out = np.zeros((height, width), np.float32)
-    order = np.argsort(-z)  # far first, so the nearest sample wins each target pixel
-    out[vv[order], uu[order]] = z[order]
-    return out
 
 
 def _image_tensor(img: np.ndarray, width: int, height: int) -> torch.Tensor:
