@@ -8,18 +8,10 @@ import sys
 import tempfile
 
 # Set before rclpy is imported anywhere: a random domain per test session, localhost discovery only.
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 76)))
-# Under pytest-xdist (`make test` runs two workers) the workers inherit the controller's environment: each takes
-# its own domain, so two tests publishing the same topic names never hear each other.
-_worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
-if _worker is not None and "DEPTH_PERCEPTION_TEST_DOMAIN" not in os.environ:
-    os.environ["DEPTH_PERCEPTION_TEST_DOMAIN"] = os.environ["ROS_DOMAIN_ID"]
-    index = int(re.sub(r"\D", "", _worker) or 0)
-    os.environ["ROS_DOMAIN_ID"] = str((int(os.environ["ROS_DOMAIN_ID"]) - 1 + 77 * index) % 231 + 1)
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_LOCALHOST_ONLY", "1") if os.environ.get("ROS_DISTRO") == "humble" else None
-_log_dir = os.environ.get("ROS_LOG_DIR") or tempfile.mkdtemp(prefix="depth_perception_roslog_")
-_own_log_dir = "ROS_LOG_DIR" not in os.environ  # the process that made it removes it
+_log_dir = tempfile.mkdtemp(prefix="depth_perception_roslog_")
 os.environ.setdefault("ROS_LOG_DIR", _log_dir)
 os.environ.setdefault("ROS_HOME", _log_dir)
 os.environ.setdefault("DEPTH_PERCEPTION_QUIET", "1")
@@ -90,5 +82,5 @@ def pytest_sessionfinish(session, exitstatus):
     """Fail a session with a skip outside the allow-list; remove its ROS logs when everything passed."""
     if _bad_skips and exitstatus == 0:
         session.exitstatus = exitstatus = 1
-    if exitstatus == 0 and _own_log_dir:
+    if exitstatus == 0 and os.environ.get("ROS_LOG_DIR") == _log_dir:
         shutil.rmtree(_log_dir, ignore_errors=True)
