@@ -4,6 +4,7 @@ ground truth, frame pair by frame pair.
 
     python tools/diagnose_mono_pose.py runs/cpu_mono_mono data/cpu_train/2011_09_26/2011_09_26_drive_0000_sync
 
+The same figures as the training-time pose probe (depth_perception.training.pose_probe), pair by pair.
 For each pair (t, t+1) it prints the true and predicted translation of T_{t+1<-t} (camera optical frame), their
 cosine and length ratio, and the depth's median ratio to ground truth: a run that learns has cosines near 1 and
 the two ratios equal (one scale for depth and motion). Then the mean photometric error (0.85 SSIM + 0.15 L1, the
@@ -48,6 +49,7 @@ def diagnose(run: Path, drive_dir: Path, pairs: int) -> dict:
     from depth_perception.training.checkpoint import load_weights, read_meta
     from depth_perception.training.mono_data import image_tensor
     from depth_perception.training.mono_losses import photometric_error, warp_source_to_target
+    from depth_perception.training.pose_probe import pose_figures
 
     meta = read_meta(run)
     config = dict(meta["model"]["config"])
@@ -93,8 +95,7 @@ def diagnose(run: Path, drive_dir: Path, pairs: int) -> dict:
             gt = gt_depth(i)
             valid = gt > 0
             t_true, t_pred = T_true[:3, 3], T_pred[0, :3, 3].numpy().astype(np.float64)
-            cos = float(t_true @ t_pred / (np.linalg.norm(t_true) * np.linalg.norm(t_pred) + 1e-12))
-            t_ratio = float(np.linalg.norm(t_true) / (np.linalg.norm(t_pred) + 1e-12))
+            cos, t_ratio = (float(v[0]) for v in pose_figures(t_true[None], t_pred[None]))
             d_ratio = float(np.median(gt[valid]) / np.median(depth[0, 0].numpy()[valid]))
             gt_t = torch.from_numpy(np.where(valid, gt, 80.0).astype(np.float32))[None, None]
             row = {"frame": i, "t_true": t_true.round(4).tolist(), "t_pred": t_pred.round(4).tolist(), "cos": cos,

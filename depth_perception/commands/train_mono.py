@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-depth", type=float, default=0.1)
     parser.add_argument("--max-depth", type=float, default=100.0)
     parser.add_argument("--no-augment", action="store_true", help="no colour jitter or flips")
+    parser.add_argument("--probe-every", type=int, default=50,
+                        help="every N steps, the pose network against the true motion of fixed synthetic frame "
+                             "pairs (cosine and scale in the scalar log and the progress bar); 0 = off")
+    parser.add_argument("--probe-pairs", type=int, default=12, help="frame pairs of the pose probe")
+    parser.add_argument("--probe-data", nargs="+",
+                        help="synthetic drives of the pose probe (default: the synthetic drives among --data)")
     add_loop_arguments(parser)
     parser.add_argument("--eval-data", nargs="*", default=[], help="held-out drives scored after training")
     parser.add_argument("--eval-max-frames", type=int, default=0, help="per eval drive; 0 = all")

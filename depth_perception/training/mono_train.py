@@ -25,6 +25,7 @@ from .mono_losses import (
     upsample_to,
     warp_source_to_target,
 )
+from .pose_probe import PoseProbe
 from .trainer import LoopOptions, Trainer
 
 MODES = ("mono", "mono+stereo", "supervised")
@@ -48,10 +49,18 @@ class MonoTrainOptions(LoopOptions):
     min_depth: float = 0.1
     max_depth: float = 100.0
     augment: bool = True
+    # the pose probe (training.pose_probe): every probe_every steps, on probe_pairs pairs of probe_data (default:
+    # the synthetic drives among `data`); 0 = off. Modes with a pose network only.
+    probe_every: int = 50
+    probe_pairs: int = 12
+    probe_data: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.probe_every < 0 or self.probe_pairs < 1:
+            raise ValueError(f"--probe-every must be >= 0 and --probe-pairs >= 1, got {self.probe_every} and "
+                             f"{self.probe_pairs}")
 
 
 # ----------------------------------------------------------------------------------------------------- losses
@@ -149,14 +158,29 @@ def build_trainer(args: MonoTrainOptions) -> Trainer:
         steps = args.epochs * max(1, len(dataset) // args.batch_size)
     else:
         steps = 2000 if args.steps is None else args.steps
-    cfg = args.train_config(args.out, steps, args.batch_size, args.lr,
+    probe = make_probe(args, model)
+    cfg = args.train_config(args.out, steps, args.batch_size, args.lr, probe_every=args.probe_every,
                             lr_milestones=(int(steps * 0.75),))  # monodepth2: x0.1 for the last quarter
     meta = {"mode": args.mode, "arch": args.arch, "metric": args.mode != "mono",
             "data": [str(d) for d in args.data], "split": args.split, "samples": len(dataset),
             "command": command_line()}
     name = architecture_name(model)
     return Trainer(model, make_loss(args.mode), dataset, cfg, {"name": name, "config": model.config},
-                   extra_meta=meta)
+                   extra_meta=meta, probe=probe)
+
+
+def make_probe(args: MonoTrainOptions, model: nn.Module) -> PoseProbe | None:
+    """The pose probe of a run whose network has a pose net: on `probe_data` (an error if it has no synthetic
+    drive), else on the synthetic drives among the training data (none there: no probe, said once)."""
+    if args.probe_every == 0 or getattr(model, "pose", None) is None:
+        return None
+    try:
+        return PoseProbe.from_drives(args.probe_data or args.data, args.height, args.width, args.probe_pairs)
+    except ValueError as exc:
+        if args.probe_data:
+            raise
+        print(f"train mono: no pose probe ({exc})", file=sys.stderr)
+        return None
 
 
 def command_line() -> str:

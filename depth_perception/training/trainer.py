@@ -33,6 +33,9 @@ from .checkpoint import META, load_checkpoint, save_checkpoint
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
 
 
+PROBE_SHOWN = ("pose_cos", "pose_scale", "depth_scale")  # probe figures the progress bar shows beside the loss
+
+
 @dataclass
 class TrainConfig:
     out_dir: str
@@ -51,6 +54,7 @@ class TrainConfig:
     resume: bool = True
     amp: bool = False
     max_seconds: float = 0.0  # wall-clock budget: stop, checkpoint and return early (0 = none)
+    probe_every: int = 0  # steps between calls of the Trainer's `probe` (0 = never; the last step always)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -128,6 +132,7 @@ class Trainer:
         model_config: dict[str, Any],
         extra_meta: dict[str, Any] | None = None,
         parameters: list[dict[str, Any]] | None = None,
+        probe: Callable[[nn.Module], dict[str, float]] | None = None,
     ) -> None:
         if len(dataset) == 0:
             raise ValueError("the training dataset is empty: check --data")
@@ -138,6 +143,10 @@ class Trainer:
         self.model_config = model_config
         self.extra_meta = extra_meta or {}
         self.parameters = parameters
+        # probe(model) -> figures measured on the model as it trains (e.g. the pose probe), merged into the scalar
+        # log every `probe_every` steps and shown in the progress bar; rank 0 only
+        self.probe = probe
+        self._probed: dict[str, float] = {}
         self.stopped_early: int | None = None  # the step where max_seconds ran out
         self._clock = 0  # where the LR schedule stands: the step, or further on when time runs out first
         self.out_dir = Path(config.out_dir)
@@ -263,15 +272,25 @@ class Trainer:
                     for k, v in scalars.items():
                         running[k] = running.get(k, 0.0) + float(v)
                     count += 1
-                    if step % cfg.log_every == 0 or step == cfg.steps:
+                    probe_due = (self.probe is not None and self.is_main and cfg.probe_every > 0
+                                 and (step % cfg.probe_every == 0 or step == cfg.steps))
+                    if step % cfg.log_every == 0 or step == cfg.steps or probe_due:
                         row = {k: v / count for k, v in running.items()}
                         row.update(step=step, lr=lr, seconds=time.perf_counter() - t0)
+                        if probe_due:
+                            assert self.probe is not None
+                            probed = self.probe(self.model)
+                            row.update(probed)
+                            self._probed = probed
                         history.append(row)
                         if log_file is not None:
                             log_file.write(json.dumps(row) + "\n")
                             log_file.flush()
                             if hasattr(bar, "set_postfix"):
-                                bar.set_postfix(loss=f"{row['loss']:.4f}")
+                                shown = {"loss": f"{row['loss']:.4f}"}
+                                shown.update({k: f"{v:.3g}" for k, v in self._probed.items()
+                                              if k in PROBE_SHOWN})
+                                bar.set_postfix(**shown)
                         running, count = {}, 0
                     out_of_time = (cfg.max_seconds > 0 and step < cfg.steps
                                    and time.perf_counter() - t0 > cfg.max_seconds)
