@@ -150,3 +150,28 @@ def test_exports_to_onnx_within_the_tensorrt_op_list_and_matches_torch(tmp_path,
         want = model(*inputs)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_recipe_choices_change_the_network_and_survive_the_deploy_config():
+    plain = MonoDepthNet(height=64, width=128, pose_net=True)
+    assert set(plain.config) == set(MonoDepthNet(height=64, width=128, pose_net=True).config)
+    assert "decoder_padding" not in plain.config  # the shipped recipe's sidecars stay as they were
+    assert all(float(b.bn2.weight.abs().max()) == 0 for b in plain.encoder.modules() if hasattr(b, "bn2"))
+    md2 = MonoDepthNet(height=64, width=128, pose_net=True, decoder_padding="reflect", zero_init_residual=False,
+                       init_depth=None, pose_width=64)
+    assert {md2.config[k] for k in ("decoder_padding", "zero_init_residual", "init_depth")} == {"reflect", False,
+                                                                                                 None}
+    convs = [m for m in md2.decoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.padding_mode == "reflect" for c in convs)
+    for net in (md2.encoder, md2.pose.encoder):  # standard BatchNorm init everywhere
+        assert all(float(b.bn2.weight.min()) == 1 for b in net.modules() if hasattr(b, "bn2"))
+    assert md2.pose.encoder.width == 64 and md2.pose.decoder.squeeze.out_channels == 256
+    for conv, start in zip(md2.decoder.dispconv.values(), plain.decoder.dispconv.values(), strict=True):
+        assert float(conv.bias.abs().max()) < 0.5  # monodepth2's start: PyTorch's init, near the sigmoid's midpoint
+        assert float(start.bias.max()) < -3  # ours: every head at 10 m
+    deploy = build_model("mono_resnet", **md2.deploy_config())
+    deploy.load_state_dict({k: v for k, v in md2.state_dict().items() if not k.startswith("pose.")})
+    x = torch.rand(1, 3, 64, 128)
+    torch.testing.assert_close(deploy.eval()(x)[0], md2.eval()(x)[0])
+    with pytest.raises(ValueError, match="padding"):
+        MonoDepthNet(height=64, width=128, decoder_padding="circular")

@@ -163,3 +163,14 @@ def test_cli_export_writes_an_engine_with_its_sidecar(drive, tmp_path):
     assert sidecar["training"]["steps"] == 1 and sidecar["training"]["mode"] == "mono+stereo"
     assert sidecar["training"]["seeds"] == [1]  # drive 0001 of 2011_09_26 is seed 1 in data.synth naming
     assert set(sidecar["metrics"]) >= {"abs_rel", "a1"}
+
+
+def test_static_frame_removal_leaves_out_samples_whose_camera_barely_moves(drive, tmp_path, capsys):
+    # the corridor drive moves 0.5 m a frame
+    assert len(MonoDataset([drive], 32, 64, min_motion=0.4)) == len(MonoDataset([drive], 32, 64)) == 6
+    still = MonoDataset([drive], 32, 64, min_motion=0.6)
+    assert len(still) == 0 and still.static_removed == 6
+    assert main(["train", "mono", "--data", str(drive), "--out", str(tmp_path / "run"), "--mode", "mono",
+                 "--height", "32", "--width", "64", "--steps", "1", "--workers", "0", "--device", "cpu",
+                 "--min-motion", "0.6"]) == 2
+    assert "6 left out as static by --min-motion" in capsys.readouterr().err

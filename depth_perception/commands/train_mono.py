@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..models.mono import ARCHITECTURES
+from ..models.mono import ARCHITECTURES, INIT_DEPTH
 from ..training.mono_train import (
     MODES,
     MonoTrainOptions,
@@ -38,6 +38,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-depth", type=float, default=0.1)
     parser.add_argument("--max-depth", type=float, default=100.0)
     parser.add_argument("--no-augment", action="store_true", help="no colour jitter or flips")
+    recipe = parser.add_argument_group("recipe choices (monodepth2's in brackets)")
+    recipe.add_argument("--decoder-padding", choices=("zeros", "reflect"), default="zeros",
+                        help="padding of the depth decoder's convolutions [reflect]")
+    recipe.add_argument("--bn-init", choices=("zero", "standard"), default="zero",
+                        help="last BatchNorm of each residual block: zero (blocks start as the identity) or "
+                             "standard [standard]")
+    recipe.add_argument("--init-depth", type=float, default=INIT_DEPTH,
+                        help="metres where the depth heads start; 0 = the sigmoid's midpoint [0]")
+    recipe.add_argument("--pose-width", type=int, help="the pose encoder's base width (default: the depth encoder's) "
+                                                      "[64: a full ResNet-18 with a 256-channel decoder]")
+    recipe.add_argument("--min-motion", type=float, default=0.0,
+                        help="leave out samples whose camera moves less than this (m) to a neighbour frame "
+                             "[Zhou's split leaves out static frames]")
     parser.add_argument("--probe-every", type=int, default=50,
                         help="every N steps, the pose network against the true motion of fixed synthetic frame "
                              "pairs (cosine and scale in the scalar log and the progress bar); 0 = off")

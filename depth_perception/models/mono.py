@@ -72,12 +72,16 @@ def _mono_io_spec(height: int, width: int, min_depth: float, max_depth: float) -
     }
 
 
-class ConvBlock(nn.Module):
-    """3x3 convolution + ELU, the decoder's unit (zero padding: reflection pads cost a Pad op per layer)."""
+PADDINGS = ("zeros", "reflect")  # of the depth decoder; monodepth2 pads by reflection, we by zeros (no Pad ops)
 
-    def __init__(self, cin: int, cout: int) -> None:
+
+class ConvBlock(nn.Module):
+    """3x3 convolution + ELU, the decoder's unit (zero padding by default: reflection pads cost a Pad op per
+    layer)."""
+
+    def __init__(self, cin: int, cout: int, padding: str = "zeros") -> None:
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3, 1, 1)
+        self.conv = nn.Conv2d(cin, cout, 3, 1, 1, padding_mode=padding)
         self.act = nn.ELU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -88,20 +92,24 @@ class DepthDecoder(nn.Module):
     """monodepth2's decoder: from the stride-32 features up, ConvBlock, nearest x2, concat the skip, ConvBlock;
     a 3x3 conv + sigmoid gives disparity at scales 0-3 (strides 1, 2, 4, 8)."""
 
-    def __init__(self, num_ch_enc: list[int], decoder_width: int = 16, scales: tuple[int, ...] = (0, 1, 2, 3)) -> None:
+    def __init__(self, num_ch_enc: list[int], decoder_width: int = 16, scales: tuple[int, ...] = (0, 1, 2, 3),
+                 padding: str = "zeros") -> None:
         super().__init__()
         if decoder_width < 2:
             raise ValueError(f"decoder_width must be >= 2, got {decoder_width}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
         self.scales = tuple(scales)
         self.num_ch_dec = [decoder_width * 2**i for i in range(5)]  # 16, 32, 64, 128, 256 for width 16
         self.upconv0 = nn.ModuleList()
         self.upconv1 = nn.ModuleList()
         for i in range(4, -1, -1):
             cin = num_ch_enc[-1] if i == 4 else self.num_ch_dec[i + 1]
-            self.upconv0.append(ConvBlock(cin, self.num_ch_dec[i]))
+            self.upconv0.append(ConvBlock(cin, self.num_ch_dec[i], padding))
             cin = self.num_ch_dec[i] + (num_ch_enc[i - 1] if i > 0 else 0)
-            self.upconv1.append(ConvBlock(cin, self.num_ch_dec[i]))
-        self.dispconv = nn.ModuleDict({str(s): nn.Conv2d(self.num_ch_dec[s], 1, 3, 1, 1) for s in self.scales})
+            self.upconv1.append(ConvBlock(cin, self.num_ch_dec[i], padding))
+        self.dispconv = nn.ModuleDict({str(s): nn.Conv2d(self.num_ch_dec[s], 1, 3, 1, 1, padding_mode=padding)
+                                       for s in self.scales})
 
     def forward(self, features: list[Tensor]) -> dict[int, Tensor]:
         out: dict[int, Tensor] = {}
@@ -138,10 +146,10 @@ class PoseDecoder(nn.Module):
 class PoseNet(nn.Module):
     """Relative pose of a frame pair (stacked as 6 channels) -> (axis-angle (B, 3), translation (B, 3))."""
 
-    def __init__(self, layers: int = 18, width: int = 64) -> None:
+    def __init__(self, layers: int = 18, width: int = 64, zero_init_residual: bool = True) -> None:
         super().__init__()
         self.normalize = ImageNormalize(frames=2)
-        self.encoder = ResNetEncoder(layers, width, in_channels=6)
+        self.encoder = ResNetEncoder(layers, width, in_channels=6, zero_init_residual=zero_init_residual)
         self.decoder = PoseDecoder(self.encoder.num_ch_enc, width=max(32, 4 * width))
 
     def forward(self, frame_a: Tensor, frame_b: Tensor) -> tuple[Tensor, Tensor]:
@@ -181,6 +189,9 @@ class MonoDepthNet(nn.Module):
         pose_net: bool = False,
         pose_layers: int = 18,
         pose_width: int | None = None,
+        decoder_padding: str = "zeros",
+        zero_init_residual: bool = True,
+        init_depth: float | None = INIT_DEPTH,
     ) -> None:
         super().__init__()
         _check_common(height, width, min_depth, max_depth)
@@ -190,13 +201,22 @@ class MonoDepthNet(nn.Module):
             decoder_width=decoder_width, min_depth=float(min_depth), max_depth=float(max_depth),
             pose_net=bool(pose_net), pose_layers=pose_layers, pose_width=pose_width,
         )
+        # training-recipe choices (issue 18's ablations), recorded only where they differ from the defaults
+        for key, value, default in (("decoder_padding", decoder_padding, "zeros"),
+                                    ("zero_init_residual", bool(zero_init_residual), True),
+                                    ("init_depth", init_depth, INIT_DEPTH)):
+            if value != default:
+                self.config[key] = value
         self.height, self.width = height, width
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
         self.normalize = ImageNormalize()
-        self.encoder = ResNetEncoder(encoder_layers, encoder_width)
-        self.decoder = DepthDecoder(self.encoder.num_ch_enc, decoder_width)
-        self._init_depth(INIT_DEPTH if min_depth < INIT_DEPTH < max_depth else (min_depth * max_depth) ** 0.5)
-        self.pose: PoseNet | None = PoseNet(pose_layers, pose_width) if pose_net else None
+        self.encoder = ResNetEncoder(encoder_layers, encoder_width, zero_init_residual=zero_init_residual)
+        self.decoder = DepthDecoder(self.encoder.num_ch_enc, decoder_width, padding=decoder_padding)
+        if init_depth is not None:  # None: monodepth2's start, every head at the sigmoid's midpoint
+            if not min_depth < init_depth < max_depth:
+                init_depth = (min_depth * max_depth) ** 0.5
+            self._init_depth(init_depth)
+        self.pose: PoseNet | None = PoseNet(pose_layers, pose_width, zero_init_residual) if pose_net else None
 
     def _init_depth(self, depth: float) -> None:
         """Start every disparity head at `depth`: from the sigmoid's midpoint (0.2 m for [0.1, 100]) a stereo

@@ -58,7 +58,8 @@ class ResNetEncoder(nn.Module):
     `in_channels` = 6 for the pose network's stacked frame pair.
     """
 
-    def __init__(self, layers: int = 18, width: int = 64, in_channels: int = 3) -> None:
+    def __init__(self, layers: int = 18, width: int = 64, in_channels: int = 3,
+                 zero_init_residual: bool = True) -> None:
         super().__init__()
         if layers not in _BLOCKS:
             raise ValueError(f"layers must be one of {sorted(_BLOCKS)}, got {layers}")
@@ -81,9 +82,9 @@ class ResNetEncoder(nn.Module):
             cin = cout
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.num_ch_enc: list[int] = chans
-        self._init_weights()
+        self._init_weights(zero_init_residual)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, zero_init_residual: bool = True) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -91,7 +92,9 @@ class ResNetEncoder(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         # Zero-init the last BN of each residual branch: every block starts as the identity (Goyal et al. 2017),
-        # which trains from scratch faster without ImageNet weights.
+        # which trains from scratch faster without ImageNet weights. False: torchvision's standard init.
+        if not zero_init_residual:
+            return
         for m in self.modules():
             if isinstance(m, BasicBlock):
                 nn.init.zeros_(m.bn2.weight)

@@ -116,6 +116,7 @@ class MonoDataset(Dataset):
         augment: bool = True,
         split: Sequence[Any] | None = None,
         sides: str = "lr",
+        min_motion: float = 0.0,
     ) -> None:
         self.height, self.width = height, width
         self.frame_ids = tuple(int(f) for f in frame_ids)
@@ -143,6 +144,24 @@ class MonoDataset(Dataset):
                 self.samples.extend((drive, i, cam) for i in range(-lo, n - hi) for cam in cams)
         if stereo:
             self.samples = [s for s in self.samples if OTHER[s[2]] in s[0].cameras]
+        self.static_removed = 0
+        if min_motion > 0:
+            moving = [s for s in self.samples if self._motion(s) >= min_motion]
+            self.static_removed = len(self.samples) - len(moving)
+            self.samples = moving
+
+    def _motion(self, sample: tuple[Any, int, int]) -> float:
+        """The smaller camera translation (m) from the target frame to any of its temporal neighbours."""
+        drive, i, cam = sample
+        key = (id(drive), cam)
+        cache = self.__dict__.setdefault("_poses", {})
+        if key not in cache:
+            try:
+                cache[key] = drive.cam_poses(cam)
+            except (FileNotFoundError, ValueError) as exc:
+                raise ValueError(f"static-frame removal needs camera poses: {exc}") from None
+        poses = cache[key]
+        return min(float(np.linalg.norm(poses[i + f][:3, 3] - poses[i][:3, 3])) for f in self.frame_ids if f != 0)
 
     def __len__(self) -> int:
         return len(self.samples)

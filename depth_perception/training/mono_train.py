@@ -11,11 +11,12 @@ from __future__ import annotations
 import shlex
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..models.mono import ARCHITECTURES, EigenNet, MonoDepthNet, disp_to_depth, pose_to_matrix
+from ..models.mono import ARCHITECTURES, INIT_DEPTH, EigenNet, MonoDepthNet, disp_to_depth, pose_to_matrix
 from .mono_data import MonoDataset
 from .mono_losses import (
     SMOOTHNESS_WEIGHT,
@@ -54,8 +55,19 @@ class MonoTrainOptions(LoopOptions):
     probe_every: int = 50
     probe_pairs: int = 12
     probe_data: list[str] | None = None
+    # recipe choices (issue 18's ablations; the defaults are the shipped recipe)
+    decoder_padding: str = "zeros"  # or "reflect" (monodepth2)
+    bn_init: str = "zero"  # last BatchNorm of each residual block at zero, or "standard" (torchvision, monodepth2)
+    init_depth: float = INIT_DEPTH  # metres where the depth heads start; 0 = monodepth2's sigmoid midpoint
+    pose_width: int | None = None  # the pose encoder's base width (default: the depth encoder's; 64 = ResNet-18)
+    min_motion: float = 0.0  # static-frame removal: leave out samples whose camera moves less (m) to a neighbour
 
     def __post_init__(self) -> None:
+        if self.bn_init not in ("zero", "standard"):
+            raise ValueError(f"--bn-init must be 'zero' or 'standard', got {self.bn_init!r}")
+        if self.init_depth < 0 or self.min_motion < 0:
+            raise ValueError(f"--init-depth and --min-motion must be >= 0, got {self.init_depth} and "
+                             f"{self.min_motion}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.probe_every < 0 or self.probe_pairs < 1:
@@ -127,7 +139,10 @@ def make_loss(mode: str, frame_ids: tuple[int, ...] = (0, -1, 1)):
 # ------------------------------------------------------------------------------------------------ the command
 
 
-def build_model(arch: str, mode: str, height: int, width: int, min_depth: float, max_depth: float) -> nn.Module:
+def build_model(arch: str, mode: str, height: int, width: int, min_depth: float, max_depth: float,
+                **recipe: Any) -> nn.Module:
+    """The network of `arch` for `mode`; `recipe`: MonoDepthNet's recipe choices (decoder_padding,
+    zero_init_residual, init_depth, pose_width)."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
     name, preset = ARCHITECTURES[arch]
@@ -136,7 +151,7 @@ def build_model(arch: str, mode: str, height: int, width: int, min_depth: float,
             raise ValueError(f"--arch eigen trains only with --mode supervised (Eigen's loss), got --mode {mode}")
         return EigenNet(height=height, width=width, min_depth=min_depth, max_depth=max_depth, **preset)
     return MonoDepthNet(height=height, width=width, min_depth=min_depth, max_depth=max_depth,
-                        pose_net=mode != "supervised", **preset)
+                        pose_net=mode != "supervised", **preset, **recipe)
 
 
 def architecture_name(model: nn.Module) -> str:
@@ -146,12 +161,19 @@ def architecture_name(model: nn.Module) -> str:
 def build_trainer(args: MonoTrainOptions) -> Trainer:
     from ..data.kitti import read_split
 
-    model = build_model(args.arch, args.mode, args.height, args.width, args.min_depth, args.max_depth)
+    recipe = dict(decoder_padding=args.decoder_padding, zero_init_residual=args.bn_init == "zero",
+                  init_depth=args.init_depth or None, pose_width=args.pose_width)
+    model = build_model(args.arch, args.mode, args.height, args.width, args.min_depth, args.max_depth, **recipe)
     split = read_split(args.split) if args.split else None
     dataset = MonoDataset(args.data, args.height, args.width, stereo=args.mode == "mono+stereo",
-                          supervised=args.mode == "supervised", augment=args.augment, split=split)
+                          supervised=args.mode == "supervised", augment=args.augment, split=split,
+                          min_motion=args.min_motion)
     if len(dataset) == 0:
-        raise ValueError(f"no training samples in {args.data}: drives need at least 3 frames")
+        static = f" ({dataset.static_removed} left out as static by --min-motion)" if dataset.static_removed else ""
+        raise ValueError(f"no training samples in {args.data}: drives need at least 3 frames{static}")
+    if dataset.static_removed:
+        print(f"train mono: {dataset.static_removed} static samples left out (camera moves < {args.min_motion} m)",
+              file=sys.stderr)
     if args.epochs is not None:
         if args.epochs < 1:
             raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
