@@ -86,3 +86,23 @@ def test_a_monocular_run_logs_the_probe_and_a_probe_without_synthetic_drives_is_
                  "--height", str(H), "--width", str(W), "--steps", "2", "--batch-size", "2", "--workers", "0",
                  "--device", "cpu", "--probe-data", str(recorded)]) == 2
     assert "no synthetic drive" in capsys.readouterr().err
+
+
+def test_the_ablation_script_trains_probes_and_scores_each_variant(drive, tmp_path):
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHON": sys.executable, "HEIGHT": str(H), "WIDTH": str(W), "BATCH": "2", "STEPS": "2",
+           "PROBE_EVERY": "1", "EVAL_FRAMES": "2", "JOBS": "2"}
+    proc = subprocess.run(["bash", str(root / "tools" / "mono_ablations.sh"), str(drive), str(drive),
+                           str(tmp_path / "out"), "1", "base", "reflect"], capture_output=True, text=True, env=env,
+                          cwd=root, timeout=600)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    rows = {line.split()[0]: line.split() for line in (tmp_path / "out" / "summary.txt").read_text().splitlines()[1:]}
+    assert set(rows) == {"base", "reflect"}
+    for cells in rows.values():
+        assert int(cells[1]) == 2 and -1 <= float(cells[2]) <= 1 and float(cells[6]) > 0  # steps, cos, AbsRel
+    bad = subprocess.run(["bash", str(root / "tools" / "mono_ablations.sh"), str(drive), str(drive),
+                          str(tmp_path / "bad"), "1", "nonsense"], capture_output=True, text=True, env=env, cwd=root)
+    assert bad.returncode == 2 and "unknown variant nonsense" in bad.stderr
