@@ -105,3 +105,47 @@ def test_mismatched_images_are_refused():
         ClassicalStereo(CFG).compute(ref, [(ref[:50], rectified_pose(0.5))], CAM)
     with pytest.raises(ValueError, match="at least one source"):
         ClassicalStereo(CFG).compute(ref, [], CAM)
+
+
+def test_the_compiled_kernels_compute_what_the_numpy_sweep_computes():
+    from depth_perception.pipelines import stereo_classical as sc
+    from depth_perception.pipelines import sweep_kernels
+
+    assert sweep_kernels.AVAILABLE  # numba is a requirement of this environment
+    rng = np.random.default_rng(3)
+    gray = rng.random((23, 37)).astype(np.float32)
+    src = rng.random((23, 37)).astype(np.float32)
+    homographies = [np.array([[1.0, 0.0, -d], [0.0, 1.0, 0.3 * d], [0.0, 0.0, 1.0]]) for d in (0.0, 1.5, 4.2, 9.0)]
+    for census_weight in (0.0, 0.5, 1.0):
+        for radius in (1, 2):
+            fast_cfg = ClassicalSweepConfig(census_radius=radius, census_weight=census_weight)
+            slow_cfg = ClassicalSweepConfig(census_radius=radius, census_weight=census_weight, compiled=False)
+            fast = sc.plane_costs(sc._RefStats(gray, fast_cfg), src, homographies, fast_cfg)
+            slow = sc.plane_costs(sc._RefStats(gray, slow_cfg), src, homographies, slow_cfg)
+            np.testing.assert_array_equal(fast[1], slow[1])
+            np.testing.assert_allclose(fast[0], slow[0], rtol=1e-5, atol=1e-5)
+
+    cost = rng.random((23, 37, 11)).astype(np.float32)
+    for paths in (2, 4):
+        config = ClassicalSweepConfig(planes=11, paths=paths)
+        fast = sc.semi_global_aggregate(cost, gray, config)
+        slow = sc.semi_global_aggregate(cost, gray, ClassicalSweepConfig(planes=11, paths=paths, compiled=False))
+        np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+    S = sc.semi_global_aggregate(cost, gray, ClassicalSweepConfig(planes=11, compiled=False))
+    (i_fast, c_fast), (i_slow, c_slow) = winner_take_all(S, compiled=True), winner_take_all(S)
+    np.testing.assert_allclose(i_fast, i_slow, atol=1e-5)
+    np.testing.assert_allclose(c_fast, c_slow, atol=1e-5)
+    disparities = np.linspace(1.0, 9.0, 11).astype(np.float32)
+    np.testing.assert_array_equal(sc.left_right_consistent(S, i_slow, disparities, 1.0, compiled=True),
+                                  sc.left_right_consistent(S, i_slow, disparities, 1.0))
+
+
+def test_the_compiled_sweep_gives_the_numpy_sweeps_depth():
+    ref, src, gt, T = _pair([0.0, 0.0, 1.0], 9.0)
+    fast, fast_conf, _ = ClassicalStereo(CFG).compute(ref, [(src, T)], CAM)
+    slow_cfg = ClassicalSweepConfig(min_depth=2.0, max_depth=40.0, planes=40, compiled=False)
+    slow, slow_conf, _ = ClassicalStereo(slow_cfg).compute(ref, [(src, T)], CAM)
+    same = np.isfinite(fast) == np.isfinite(slow)
+    assert same.mean() > 0.995
+    both = np.isfinite(fast) & np.isfinite(slow)
+    np.testing.assert_allclose(fast[both], slow[both], rtol=1e-3)

@@ -22,6 +22,7 @@ from ..geometry.plane_sweep import (
     plane_inverse_depths,
     rectified_baseline,
 )
+from . import sweep_kernels
 
 _INVALID_COST = 0.6  # cost where no view sees a pixel on any plane: a bit worse than random
 
@@ -45,6 +46,7 @@ class ClassicalSweepConfig:
     speckle_size: int = 200  # remove connected blobs of fewer pixels than this (0 = off), as SGBM does
     speckle_range: float = 2.0  # in planes: neighbours closer than this belong to the same blob
     min_confidence: float = 0.0  # depth below this confidence becomes NaN
+    compiled: bool = True  # the numba kernels (sweep_kernels) where numba is installed; False: numpy only
 
     def __post_init__(self) -> None:
         if not self.min_depth > 0:
@@ -71,6 +73,10 @@ class ClassicalSweepConfig:
             )
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
+
+
+def _compiled(config: ClassicalSweepConfig) -> bool:
+    return config.compiled and sweep_kernels.AVAILABLE
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -130,6 +136,18 @@ def plane_costs(
     cw = config.census_weight
     flags_lin = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     flags_near = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    if _compiled(config):  # the warps in OpenCV, everything per pixel in one compiled pass
+        pad = max(config.census_radius, r)
+        warped_pad = np.empty((L, h + 2 * pad, w + 2 * pad), np.float32)
+        inside = np.empty((L, h, w), bool)
+        for idx, H in enumerate(homographies):
+            inside[idx] = cv2.warpPerspective(ones, H, (w, h), flags=flags_near, borderValue=0) > 0.5
+            warped = cv2.warpPerspective(src_gray, H, (w, h), flags=flags_lin, borderMode=cv2.BORDER_REPLICATE)
+            cv2.copyMakeBorder(warped, pad, pad, pad, pad, cv2.BORDER_REFLECT, dst=warped_pad[idx])
+        ref_pad = cv2.copyMakeBorder(ref.gray, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+        sweep_kernels.plane_cost_volume(ref.census, ref_pad, ref.mean, ref.std, warped_pad, inside,
+                                        config.census_radius, r, cw, ref.bits, _INVALID_COST, cost, valid)
+        return cost, valid
     for idx, H in enumerate(homographies):
         inside = cv2.warpPerspective(ones, H, (w, h), flags=flags_near, borderValue=0) > 0.5
         c = np.zeros((h, w), np.float32)
@@ -179,6 +197,12 @@ def semi_global_aggregate(cost: np.ndarray, gray: np.ndarray, config: ClassicalS
     if config.paths == 0:
         return cost
     edge_gain = 20.0
+    if _compiled(config):
+        total = np.zeros_like(cost)
+        sweep_kernels.sgm_rows(cost, gray, config.p1, config.p2, edge_gain, total)
+        if config.paths == 4:
+            sweep_kernels.sgm_columns(cost, gray, config.p1, config.p2, edge_gain, total)
+        return total
     gx = np.zeros_like(gray)
     gx[:, 1:] = np.abs(gray[:, 1:] - gray[:, :-1]) * edge_gain
     total = np.zeros_like(cost)
@@ -196,13 +220,17 @@ def semi_global_aggregate(cost: np.ndarray, gray: np.ndarray, config: ClassicalS
     return total
 
 
-def winner_take_all(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def winner_take_all(S: np.ndarray, compiled: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Fractional plane index (H, W) with parabola refinement, and confidence (H, W) in [0, 1].
 
     Confidence is 1 - best / second best, the second best taken outside the winner's +-1 neighbourhood so
     that a broad but unique minimum still counts as confident.
     """
     h, w, L = S.shape
+    if compiled and sweep_kernels.AVAILABLE:
+        index, conf = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
+        sweep_kernels.winner_take_all(S, index, conf)
+        return index, conf
     idx = np.argmin(S, axis=2)
     best = np.take_along_axis(S, idx[..., None], 2)[..., 0]
     i0 = np.clip(idx, 1, L - 2)
@@ -223,7 +251,8 @@ def winner_take_all(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sub, np.clip(np.nan_to_num(conf), 0.0, 1.0).astype(np.float32)
 
 
-def left_right_consistent(S: np.ndarray, index: np.ndarray, disparities: np.ndarray, tolerance: float) -> np.ndarray:
+def left_right_consistent(S: np.ndarray, index: np.ndarray, disparities: np.ndarray, tolerance: float,
+                          compiled: bool = False) -> np.ndarray:
     """Left-right check of a rectified pair from the aggregated volume alone.
 
     The right view's cost of plane l at right pixel x is the left volume at x + d_l (linear interpolation
@@ -231,6 +260,10 @@ def left_right_consistent(S: np.ndarray, index: np.ndarray, disparities: np.ndar
     """
     h, w, L = S.shape
     xs = np.arange(w, dtype=np.float32)
+    if compiled and sweep_kernels.AVAILABLE:
+        right_idx = np.empty((h, w), np.float32)
+        sweep_kernels.right_winners(S, np.asarray(disparities, np.float32), right_idx)
+        return _back_check(right_idx, index, disparities, tolerance)
     St = np.ascontiguousarray(S.transpose(2, 0, 1))  # (L, H, W): one plane's slice is contiguous
     right = np.full((L, h, w), np.inf, np.float32)
     for lvl, d in enumerate(disparities):
@@ -242,7 +275,14 @@ def left_right_consistent(S: np.ndarray, index: np.ndarray, disparities: np.ndar
         sl = St[lvl]
         vals = sl[:, x0c] * (1 - f) + sl[:, x0c + 1] * f
         right[lvl][:, ok] = vals[:, ok]
-    right_idx = np.argmin(right, axis=0).astype(np.float32)
+    return _back_check(np.argmin(right, axis=0).astype(np.float32), index, disparities, tolerance)
+
+
+def _back_check(right_idx: np.ndarray, index: np.ndarray, disparities: np.ndarray, tolerance: float) -> np.ndarray:
+    """Left pixels whose right-view winner, at x - d, maps back within `tolerance` planes of their own."""
+    w = index.shape[1]
+    L = len(disparities)
+    xs = np.arange(w, dtype=np.float32)
     step = (disparities[-1] - disparities[0]) / (L - 1)
     disp_left = disparities[0] + index * step
     xr = np.clip(np.round(xs[None, :] - disp_left).astype(np.int64), 0, w - 1)
@@ -265,6 +305,37 @@ class ClassicalStereo:
     def __init__(self, config: ClassicalSweepConfig | None = None) -> None:
         self.config = config or ClassicalSweepConfig()
 
+    def _source(self, ref: _RefStats, image: np.ndarray, T_src_ref: np.ndarray, camera: PinholeCamera,
+                inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        src = to_gray(image)
+        if src.shape != ref.gray.shape:
+            raise ValueError(f"source image {src.shape} does not match the reference {ref.gray.shape}")
+        return plane_costs(ref, src, plane_homographies(camera.K, camera.K, T_src_ref, 1.0 / inv), self.config)
+
+    def _views(self, ref: _RefStats, views: Sequence[tuple[np.ndarray, np.ndarray]], camera: PinholeCamera,
+               inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The cost volume averaged over the views where valid, and how many views see each plane."""
+        total = np.zeros(ref.gray.shape + (self.config.planes,), np.float32)
+        count = np.zeros_like(total)
+        for image, T_src_ref in views:
+            cost, valid = self._source(ref, image, T_src_ref, camera, inv)
+            total += np.where(valid, cost, 0.0)
+            count += valid
+        cost = total / np.maximum(count, 1)
+        # A plane no view sees gets the pixel's mean cost over the planes it does see: neutral, so that it
+        # neither wins nor pushes the aggregation (a fixed high cost would favour far planes near borders).
+        seen_any = count.max(2) > 0
+        mean_seen = cost.sum(2) / np.maximum((count > 0).sum(2), 1)
+        fill = np.where(seen_any, mean_seen, _INVALID_COST)[..., None]
+        return np.where(count > 0, cost, fill).astype(np.float32), count
+
+    def _one_view(self, ref: _RefStats, view: tuple[np.ndarray, np.ndarray], camera: PinholeCamera,
+                  inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`_views` for a single view, in place by the compiled kernel (no passes over the volume in numpy)."""
+        cost, valid = self._source(ref, view[0], view[1], camera, inv)
+        sweep_kernels.fill_unseen(cost, valid, _INVALID_COST)
+        return cost, valid
+
     def compute(
         self,
         reference: np.ndarray,
@@ -285,34 +356,21 @@ class ClassicalStereo:
             raise ValueError(f"reference image {ref_gray.shape} does not match the camera {camera.shape}")
         ref = _RefStats(ref_gray, cfg)
         inv = plane_inverse_depths(cfg.min_depth, cfg.max_depth, cfg.planes)
-        total = np.zeros(ref_gray.shape + (cfg.planes,), np.float32)
-        count = np.zeros_like(total)
-        for image, T_src_ref in views:
-            src = to_gray(image)
-            if src.shape != ref_gray.shape:
-                raise ValueError(f"source image {src.shape} does not match the reference {ref_gray.shape}")
-            Hs = plane_homographies(camera.K, camera.K, T_src_ref, 1.0 / inv)
-            cost, valid = plane_costs(ref, src, Hs, cfg)
-            total += np.where(valid, cost, 0.0)
-            count += valid
-        cost = total / np.maximum(count, 1)
-        # A plane no view sees gets the pixel's mean cost over the planes it does see: neutral, so that it
-        # neither wins nor pushes the aggregation (a fixed high cost would favour far planes near borders).
-        seen_any = count.max(2) > 0
-        mean_seen = cost.sum(2) / np.maximum((count > 0).sum(2), 1)
-        fill = np.where(seen_any, mean_seen, _INVALID_COST)[..., None]
-        cost = np.where(count > 0, cost, fill).astype(np.float32)
+        if len(views) == 1 and _compiled(cfg):
+            cost, count = self._one_view(ref, views[0], camera, inv)
+        else:
+            cost, count = self._views(ref, views, camera, inv)
         t1 = time.perf_counter()
         S = semi_global_aggregate(cost, ref_gray, cfg)
         t2 = time.perf_counter()
-        index, conf = winner_take_all(S)
+        index, conf = winner_take_all(S, _compiled(cfg))
         winner = np.clip(np.round(index).astype(np.int64), 0, cfg.planes - 1)
         seen = np.take_along_axis(count, winner[..., None], 2)[..., 0] > 0
         keep = seen
         baseline = rectified_baseline(views[0][1])
         if cfg.lr_check and baseline is not None:
             disparities = (camera.fx * baseline * inv).astype(np.float32)
-            keep &= left_right_consistent(S, index, disparities, cfg.lr_tolerance)
+            keep &= left_right_consistent(S, index, disparities, cfg.lr_tolerance, _compiled(cfg))
         keep &= conf >= max(cfg.uniqueness, cfg.min_confidence)
         if cfg.speckle_size > 0:
             keep &= ~speckles(index, keep, cfg.speckle_size, cfg.speckle_range)

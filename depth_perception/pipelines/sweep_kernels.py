@@ -1,0 +1,323 @@
+"""Compiled kernels of the classical sweep (numba): the census + ZNCC cost of every plane, SGM path aggregation,
+winner-take-all with its confidence, and the left-right check.
+
+Each kernel computes what the numpy code beside it in `stereo_classical` computes (the tests hold them equal);
+they fuse the passes numpy makes over the (H, W, L) volume and run rows in parallel, which is what brings the
+sweep near OpenCV's StereoSGBM in time (issue 19). The first call compiles (a few seconds; cached on disk
+under numba's cache directory afterwards). `AVAILABLE` is False where numba is not installed (a ROS distro without
+python3-numba): the sweep then runs its numpy code, with the same results, slower.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    import numba as nb
+
+    AVAILABLE = True
+except ImportError:  # pragma: no cover - numba is a requirement of the pip environment
+    nb = None
+    AVAILABLE = False
+
+
+def _njit(parallel: bool = False):
+    def wrap(fn):
+        if nb is None:
+            return fn
+        # error_model="numpy": a division by zero gives inf/nan as in numpy instead of a Python check per
+        # division, which would keep the loops from being vectorized
+        return nb.njit(parallel=parallel, cache=True, nogil=True, error_model="numpy")(fn)
+
+    return wrap
+
+
+prange = nb.prange if nb is not None else range  # numba runs these loops in parallel
+
+
+@_njit()
+def _popcount32(v):
+    v = v - ((v >> np.uint32(1)) & np.uint32(0x55555555))
+    v = (v & np.uint32(0x33333333)) + ((v >> np.uint32(2)) & np.uint32(0x33333333))
+    v = (v + (v >> np.uint32(4))) & np.uint32(0x0F0F0F0F)
+    return (v + (v >> np.uint32(8)) + (v >> np.uint32(16)) + (v >> np.uint32(24))) & np.uint32(0x3F)
+
+
+@_njit()
+def _census_row_5x5(a, yc, p, w, code):
+    """Census codes (24 bits, row by row over the 5x5 window, the centre left out) of row yc of the padded image
+    a, columns p ... p + w - 1; constant trip counts, so the compiler unrolls the window."""
+    for x in range(w):
+        c = a[yc, x + p]
+        v = np.uint32(0)
+        b = np.uint32(0)
+        for dy in range(5):
+            for dx in range(5):
+                if dy == 2 and dx == 2:
+                    continue
+                v |= np.uint32(a[yc - 2 + dy, x + p - 2 + dx] < c) << b
+                b += np.uint32(1)
+        code[x] = v
+
+
+@_njit()
+def _census_row_3x3(a, yc, p, w, code):
+    """`_census_row_5x5` for the 3x3 window (8 bits)."""
+    for x in range(w):
+        c = a[yc, x + p]
+        v = np.uint32(0)
+        b = np.uint32(0)
+        for dy in range(3):
+            for dx in range(3):
+                if dy == 1 and dx == 1:
+                    continue
+                v |= np.uint32(a[yc - 1 + dy, x + p - 1 + dx] < c) << b
+                b += np.uint32(1)
+        code[x] = v
+
+
+@_njit(parallel=True)
+def plane_cost_volume(ref_census, ref_pad, ref_mean, ref_std, warped_pad, inside, census_radius, zncc_radius,
+                      census_weight, bits, invalid_cost, cost, valid):
+    """The matching cost of every plane at once: cost[y, x, l] = w * Hamming(ref census, census of warped plane l)
+    / bits + (1 - w) * (1 - ZNCC) / 2, `invalid_cost` where plane l's warp leaves the source image.
+
+    warped_pad (L, H + 2p, W + 2p): the warped source per plane and ref_pad (H + 2p, W + 2p) the reference, both
+    reflect-padded by p = max(census_radius, zncc_radius) (OpenCV's BORDER_REFLECT, as the numpy code's box
+    filters). Everything runs a row at a time over whole rows without branches, so the compiler vectorizes it:
+    the census with its window unrolled, the ZNCC window's sums (warped, warped^2, reference x warped) down the
+    window's rows and then along the row."""
+    L, h, w = inside.shape
+    p = max(census_radius, zncc_radius)
+    cr, zr = census_radius, zncc_radius
+    k = 2 * zr + 1
+    norm = np.float32(1.0 / (k * k))
+    cw = np.float32(census_weight)
+    cs = np.float32(census_weight / bits)
+    zw = np.float32((1.0 - census_weight) * 0.5)
+    wide = w + 2 * zr
+    for y in prange(h):
+        code = np.empty(w, np.uint32)
+        row = np.empty(w, np.float32)
+        col_w = np.empty(wide, np.float32)
+        col_ww = np.empty(wide, np.float32)
+        col_rw = np.empty(wide, np.float32)
+        box_w = np.empty(w, np.float32)
+        box_ww = np.empty(w, np.float32)
+        box_rw = np.empty(w, np.float32)
+        plane_rows = np.empty((L, w), np.float32)
+        seen_rows = np.empty((L, w), np.bool_)
+        for lvl in range(L):
+            wp = warped_pad[lvl]
+            for x in range(w):
+                row[x] = 0.0
+            if cw > 0:
+                if cr == 2:
+                    _census_row_5x5(wp, y + p, p, w, code)
+                else:
+                    _census_row_3x3(wp, y + p, p, w, code)
+                ref = ref_census[y]
+                for x in range(w):
+                    row[x] += cs * np.float32(_popcount32(ref[x] ^ code[x]))
+            if cw < 1:
+                x0 = p - zr
+                for x in range(wide):
+                    col_w[x] = 0.0
+                    col_ww[x] = 0.0
+                    col_rw[x] = 0.0
+                for dy in range(-zr, zr + 1):
+                    wr = wp[y + p + dy, x0: x0 + wide]
+                    rr = ref_pad[y + p + dy, x0: x0 + wide]
+                    for x in range(wide):
+                        v = wr[x]
+                        col_w[x] += v
+                        col_ww[x] += v * v
+                        col_rw[x] += rr[x] * v
+                for x in range(w):  # the window's sums along the row: k taps, no carried dependency
+                    box_w[x] = 0.0
+                    box_ww[x] = 0.0
+                    box_rw[x] = 0.0
+                for j in range(k):
+                    for x in range(w):
+                        box_w[x] += col_w[x + j]
+                        box_ww[x] += col_ww[x + j]
+                        box_rw[x] += col_rw[x + j]
+                rm, rs = ref_mean[y], ref_std[y]
+                for x in range(w):
+                    mw = box_w[x] * norm
+                    sd = np.sqrt(max(box_ww[x] * norm - mw * mw, np.float32(0.0)))
+                    zncc = (box_rw[x] * norm - rm[x] * mw) / (rs[x] * sd + np.float32(1e-4))
+                    row[x] += zw * min(max(np.float32(1.0) - zncc, np.float32(0.0)), np.float32(2.0))
+            seen = inside[lvl, y]
+            for x in range(w):
+                plane_rows[lvl, x] = row[x] if seen[x] else np.float32(invalid_cost)
+                seen_rows[lvl, x] = seen[x]
+        # into the (H, W, L) volume a whole row at a time: writing each plane straight into it would scatter
+        # stores L apart, which costs more than computing the costs
+        for x in range(w):
+            for lvl in range(L):
+                cost[y, x, lvl] = plane_rows[lvl, x]
+                valid[y, x, lvl] = seen_rows[lvl, x]
+
+
+@_njit(parallel=True)
+def fill_unseen(cost, valid, invalid_cost):
+    """One view's cost volume made neutral where the view does not see a plane: such a plane takes the pixel's
+    mean cost over the planes it does see (`invalid_cost` where it sees none), as the multi-view code does."""
+    h, w, L = cost.shape
+    for y in prange(h):
+        for x in range(w):
+            total = np.float32(0.0)
+            n = 0
+            for d in range(L):
+                if valid[y, x, d]:
+                    total += cost[y, x, d]
+                    n += 1
+            if n == L:
+                continue
+            fill = total / np.float32(n) if n > 0 else np.float32(invalid_cost)
+            for d in range(L):
+                if not valid[y, x, d]:
+                    cost[y, x, d] = fill
+
+
+@_njit()
+def _path_step(c, prev, cur, p1, jump):
+    """One SGM step: cur[d] = c[d] + min(prev[d], prev[d +- 1] + p1, min(prev) + jump) - min(prev)."""
+    L = c.shape[0]
+    mn = prev[0]
+    for d in range(1, L):
+        if prev[d] < mn:
+            mn = prev[d]
+    far = mn + jump
+    for d in range(L):
+        b = prev[d]
+        if far < b:
+            b = far
+        if d > 0 and prev[d - 1] + p1 < b:
+            b = prev[d - 1] + p1
+        if d < L - 1 and prev[d + 1] + p1 < b:
+            b = prev[d + 1] + p1
+        cur[d] = c[d] + b - mn
+
+
+@_njit(parallel=True)
+def sgm_rows(C, gray, p1, p2, edge_gain, out):
+    """out += the left->right and right->left SGM paths of C (H, W, L); P2 shrinks to max(p2 / (1 + g), p1)
+    across an intensity step g = edge_gain * |gray step| into the pixel along the path."""
+    h, w, L = C.shape
+    p1f = np.float32(p1)
+    for y in prange(h):
+        a = np.empty(L, np.float32)
+        b = np.empty(L, np.float32)
+        for d in range(L):
+            a[d] = C[y, 0, d]
+            out[y, 0, d] += a[d]
+        for x in range(1, w):
+            g = np.float32(abs(gray[y, x] - gray[y, x - 1]) * np.float32(edge_gain))
+            jump = max(np.float32(p2) / (np.float32(1.0) + g), p1f)
+            _path_step(C[y, x], a, b, p1f, jump)
+            for d in range(L):
+                out[y, x, d] += b[d]
+            a, b = b, a
+        for d in range(L):
+            a[d] = C[y, w - 1, d]
+            out[y, w - 1, d] += a[d]
+        for x in range(w - 2, -1, -1):
+            g = np.float32(abs(gray[y, x + 1] - gray[y, x]) * np.float32(edge_gain))
+            jump = max(np.float32(p2) / (np.float32(1.0) + g), p1f)
+            _path_step(C[y, x], a, b, p1f, jump)
+            for d in range(L):
+                out[y, x, d] += b[d]
+            a, b = b, a
+
+
+@_njit(parallel=True)
+def sgm_columns(C, gray, p1, p2, edge_gain, out):
+    """out += the top->bottom and bottom->top SGM paths of C (H, W, L) (as `sgm_rows`, down the columns)."""
+    h, w, L = C.shape
+    p1f = np.float32(p1)
+    for x in prange(w):
+        a = np.empty(L, np.float32)
+        b = np.empty(L, np.float32)
+        for d in range(L):
+            a[d] = C[0, x, d]
+            out[0, x, d] += a[d]
+        for y in range(1, h):
+            g = np.float32(abs(gray[y, x] - gray[y - 1, x]) * np.float32(edge_gain))
+            jump = max(np.float32(p2) / (np.float32(1.0) + g), p1f)
+            _path_step(C[y, x], a, b, p1f, jump)
+            for d in range(L):
+                out[y, x, d] += b[d]
+            a, b = b, a
+        for d in range(L):
+            a[d] = C[h - 1, x, d]
+            out[h - 1, x, d] += a[d]
+        for y in range(h - 2, -1, -1):
+            g = np.float32(abs(gray[y + 1, x] - gray[y, x]) * np.float32(edge_gain))
+            jump = max(np.float32(p2) / (np.float32(1.0) + g), p1f)
+            _path_step(C[y, x], a, b, p1f, jump)
+            for d in range(L):
+                out[y, x, d] += b[d]
+            a, b = b, a
+
+
+@_njit(parallel=True)
+def winner_take_all(S, index, confidence):
+    """Per pixel of S (H, W, L): the fractional plane index (parabola through the winner and its neighbours,
+    offset clipped to +-0.5, none at the ends) and 1 - best / second best outside the winner's +-1 planes."""
+    h, w, L = S.shape
+    for y in prange(h):
+        for x in range(w):
+            s = S[y, x]
+            k = 0
+            best = s[0]
+            for d in range(1, L):
+                if s[d] < best:
+                    best = s[d]
+                    k = d
+            sub = np.float32(k)
+            if 1 <= k <= L - 2:
+                cm, c0, cp = s[k - 1], s[k], s[k + 1]
+                denom = cm - np.float32(2.0) * c0 + cp
+                if denom > 1e-9:
+                    off = np.float32(0.5) * (cm - cp) / denom
+                    off = min(max(off, np.float32(-0.5)), np.float32(0.5))
+                    sub = np.float32(k) + off
+            index[y, x] = sub
+            second = np.inf
+            for d in range(L):
+                if (d < k - 1 or d > k + 1) and s[d] < second:
+                    second = s[d]
+            conf = 0.0
+            if second > 0:
+                conf = 1.0 - best / second
+                if conf != conf:  # inf / inf
+                    conf = 0.0
+            confidence[y, x] = min(max(conf, 0.0), 1.0)
+
+
+@_njit(parallel=True)
+def right_winners(S, disparities, right_index):
+    """The right view's winning plane at each right pixel x: argmin over planes l of the left volume at
+    x + d_l, linearly interpolated along the row (inf where x + d_l leaves the image)."""
+    h, w, L = S.shape
+    for y in prange(h):
+        for x in range(w):
+            best = np.inf
+            k = 0
+            for lvl in range(L):
+                xl = np.float32(x) + disparities[lvl]
+                x0 = int(np.floor(xl))
+                if x0 < 0 or x0 + 1 >= w:
+                    continue
+                f = xl - np.float32(x0)
+                v = S[y, x0, lvl] * (np.float32(1.0) - f) + S[y, x0 + 1, lvl] * f
+                if v < best:
+                    best = v
+                    k = lvl
+            right_index[y, x] = k
+
+
+__all__ = [
+    "AVAILABLE", "fill_unseen", "plane_cost_volume", "right_winners", "sgm_columns", "sgm_rows", "winner_take_all",
+]
