@@ -69,3 +69,24 @@ def test_eval_runs_sgbm_and_the_classical_sweep_on_the_same_frames(tmp_path):
         assert 0 <= row["bad3"] <= row["bad1"] <= 1
     assert report["methods"]["classical"]["abs_rel"] < 0.05
     assert "sgbm" in format_table(report)
+
+
+def test_bench_stereo_puts_both_sweeps_beside_sgbm_with_their_time_ratios(tmp_path, capsys):
+    from helpers.stereo_scene import PlaneDrive
+
+    from depth_perception.cli import main
+    from depth_perception.eval.bench_stereo import NUMPY_SWEEP, bench_stereo, format_table
+    from depth_perception.eval.stereo_eval import StereoEvalOptions
+
+    report = bench_stereo(StereoEvalOptions(height=48, width=128, min_depth=2.0, max_depth=40.0, planes=32,
+                                            max_frames=2), drives=[PlaneDrive(frames=3)])
+    rows = report["methods"]
+    assert set(rows) == {"sgbm", "classical", NUMPY_SWEEP}
+    assert rows["sgbm"]["x_sgbm"] == 1.0
+    assert rows["classical"]["x_sgbm"] == pytest.approx(rows["classical"]["p50_ms"] / rows["sgbm"]["p50_ms"])
+    # the compiled kernels and the numpy code are one method: the same accuracy
+    assert rows["classical"]["bad3"] == pytest.approx(rows[NUMPY_SWEEP]["bad3"], abs=0.005)
+    assert rows["classical"]["abs_rel"] < 0.05
+    assert "x SGBM" in format_table(report)
+    assert main(["bench", "stereo", "--data", str(tmp_path / "none")]) == 2
+    assert "data path not found" in capsys.readouterr().err

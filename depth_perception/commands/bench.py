@@ -1,8 +1,8 @@
-"""`depth-perception bench {core,engine,node}`: timing figures for people (a table) and for CI (`--json`).
+"""`depth-perception bench {core,engine,node,stereo}`: timing figures for people (a table) and for CI (`--json`).
 
-Each kind's command line is its own module here (`bench_core`, `bench_engine`, `bench_node`), over the figures that
-`eval.bench_core`, `engines.bench` and `eval.bench_node` compute. Only the chosen kind's module is imported, so
-`bench core` never pays for torch or an engine runtime.
+Each kind's command line is its own module here (`bench_core`, `bench_engine`, `bench_node`, `bench_stereo`),
+over the figures that `eval.bench_core`, `engines.bench`, `eval.bench_node` and `eval.bench_stereo` compute.
+Only the chosen kind's module is imported, so `bench core` never pays for torch or an engine runtime.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "core": ("depth_perception.commands.bench_core", "message conversions and projections at KITTI size"),
     "engine": ("depth_perception.commands.bench_engine", "engine inference latency per backend"),
     "node": ("depth_perception.commands.bench_node", "end-to-end node latency over rclpy"),
+    "stereo": ("depth_perception.commands.bench_stereo", "the classical sweep's time beside OpenCV SGBM's"),
 }
 
 
@@ -25,7 +26,7 @@ def _chosen(kind: str) -> bool:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="bench_kind", metavar="{core,engine,node}")
+    sub = parser.add_subparsers(dest="bench_kind", metavar="{core,engine,node,stereo}")
     sub.required = True
     for kind, (module_name, help_text) in KINDS.items():
         p = sub.add_parser(kind, help=help_text)

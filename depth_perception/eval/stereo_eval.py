@@ -12,6 +12,7 @@ metrics at the evaluation width: end-point error `epe`, shares off by more than 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,13 +168,15 @@ class StereoEvalOptions:
             raise ValueError(f"--stride must be >= 1, got {self.stride}")
 
 
-def evaluate(args: StereoEvalOptions, drives: list[Any] | None = None) -> dict[str, Any]:
-    """Run every method on every selected frame of `args.data` (or of `drives`, readers already open)."""
+def evaluate(args: StereoEvalOptions, drives: list[Any] | None = None,
+             extra: Sequence[tuple[str, Callable[..., Any]]] = ()) -> dict[str, Any]:
+    """Run every method on every selected frame of `args.data` (or of `drives`, readers already open); `extra`:
+    more methods as (name, run(left, right, camera, baseline) -> (depth, normals or None))."""
     from ..training.stereo_data import drive_baseline, drive_depth, open_drives
     from ..utils import progress
 
     drives = open_drives(args.data) if drives is None else drives
-    methods = _methods(list(args.engine), args)
+    methods = _methods(list(args.engine), args) + [_Method(name, run) for name, run in extra]
     jobs = []
     for drive in drives:
         frames = list(range(0, drive.num_frames, args.stride))
