@@ -21,6 +21,7 @@ from ..geometry.plane_sweep import (
     plane_index_to_depth,
     plane_inverse_depths,
     rectified_baseline,
+    rectified_pose,
 )
 from . import sweep_kernels
 
@@ -304,6 +305,18 @@ class ClassicalStereo:
 
     def __init__(self, config: ClassicalSweepConfig | None = None) -> None:
         self.config = config or ClassicalSweepConfig()
+        if _compiled(self.config):
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Compile the kernels now (or load them from numba's cache), on a tiny pair: the first frame would
+        otherwise wait for the compiler (15-30 s on a small CPU, once per machine while the cache lasts). A node
+        builds its pipeline on its loader thread, so the wait is spent there, reported as `engine loading`."""
+        rng = np.random.default_rng(0)
+        image = rng.integers(0, 255, (16, 32), dtype=np.uint8)
+        camera = PinholeCamera(32, 16, 20.0, 20.0, 15.5, 7.5)
+        baseline = 0.5 * self.config.min_depth
+        self.compute(image, [(np.roll(image, -2, axis=1), rectified_pose(baseline))], camera)
 
     def _source(self, ref: _RefStats, image: np.ndarray, T_src_ref: np.ndarray, camera: PinholeCamera,
                 inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
