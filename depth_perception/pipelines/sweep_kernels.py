@@ -45,18 +45,21 @@ def _popcount32(v):
 @_njit()
 def _census_row_5x5(a, yc, p, w, code):
     """Census codes (24 bits, row by row over the 5x5 window, the centre left out) of row yc of the padded image
-    a, columns p ... p + w - 1; constant trip counts, so the compiler unrolls the window."""
-    for x in range(w):
-        c = a[yc, x + p]
+    a, columns p ... p + w - 1. Constant trip counts let the compiler unroll the window, and unsigned indices
+    spare it numba's negative-index check per access, which would keep the loop from being vectorized."""
+    yc, p = np.uint64(yc), np.uint64(p)
+    for xi in range(w):
+        x = np.uint64(xi) + p
+        c = a[yc, x]
         v = np.uint32(0)
         b = np.uint32(0)
         for dy in range(5):
             for dx in range(5):
                 if dy == 2 and dx == 2:
                     continue
-                v |= np.uint32(a[yc - 2 + dy, x + p - 2 + dx] < c) << b
+                v |= np.uint32(a[yc + np.uint64(dy) - np.uint64(2), x + np.uint64(dx) - np.uint64(2)] < c) << b
                 b += np.uint32(1)
-        code[x] = v
+        code[xi] = v
 
 
 # the 3x3 twin of _census_row_5x5: constant window sizes let the compiler unroll the window (a radius argument
@@ -64,17 +67,19 @@ def _census_row_5x5(a, yc, p, w, code):
 @_njit()
 def _census_row_3x3(a, yc, p, w, code):
     """`_census_row_5x5` for the 3x3 window (8 bits)."""
-    for x in range(w):
-        c = a[yc, x + p]
+    yc, p = np.uint64(yc), np.uint64(p)
+    for xi in range(w):
+        x = np.uint64(xi) + p
+        c = a[yc, x]
         v = np.uint32(0)
         b = np.uint32(0)
         for dy in range(3):
             for dx in range(3):
                 if dy == 1 and dx == 1:
                     continue
-                v |= np.uint32(a[yc - 1 + dy, x + p - 1 + dx] < c) << b
+                v |= np.uint32(a[yc + np.uint64(dy) - np.uint64(1), x + np.uint64(dx) - np.uint64(1)] < c) << b
                 b += np.uint32(1)
-        code[x] = v
+        code[xi] = v
 
 
 @_njit(parallel=True)
@@ -110,55 +115,62 @@ def plane_cost_volume(ref_census, ref_pad, ref_mean, ref_std, warped_pad, inside
         seen_rows = np.empty((L, w), np.bool_)
         for lvl in range(L):
             wp = warped_pad[lvl]
-            for x in range(w):
-                row[x] = 0.0
+            row[:] = 0.0
             if cw > 0:
                 if cr == 2:
                     _census_row_5x5(wp, y + p, p, w, code)
                 else:
                     _census_row_3x3(wp, y + p, p, w, code)
                 ref = ref_census[y]
-                for x in range(w):
+                for xi in range(w):
+                    x = np.uint64(xi)
                     row[x] += cs * np.float32(_popcount32(ref[x] ^ code[x]))
             if cw < 1:
                 x0 = p - zr
-                for x in range(wide):
-                    col_w[x] = 0.0
-                    col_ww[x] = 0.0
-                    col_rw[x] = 0.0
+                col_w[:] = 0.0
+                col_ww[:] = 0.0
+                col_rw[:] = 0.0
                 for dy in range(-zr, zr + 1):
                     wr = wp[y + p + dy, x0: x0 + wide]
                     rr = ref_pad[y + p + dy, x0: x0 + wide]
-                    for x in range(wide):
+                    for xi in range(wide):
+                        x = np.uint64(xi)
                         v = wr[x]
                         col_w[x] += v
                         col_ww[x] += v * v
                         col_rw[x] += rr[x] * v
-                for x in range(w):  # the window's sums along the row: k taps, no carried dependency
-                    box_w[x] = 0.0
-                    box_ww[x] = 0.0
-                    box_rw[x] = 0.0
-                for j in range(k):
-                    for x in range(w):
+                box_w[:] = 0.0  # the window's sums along the row: k taps, no carried dependency
+                box_ww[:] = 0.0
+                box_rw[:] = 0.0
+                for ji in range(k):
+                    j = np.uint64(ji)
+                    for xi in range(w):
+                        x = np.uint64(xi)
                         box_w[x] += col_w[x + j]
                         box_ww[x] += col_ww[x + j]
                         box_rw[x] += col_rw[x + j]
                 rm, rs = ref_mean[y], ref_std[y]
-                for x in range(w):
+                for xi in range(w):
+                    x = np.uint64(xi)
                     mw = box_w[x] * norm
                     sd = np.sqrt(max(box_ww[x] * norm - mw * mw, np.float32(0.0)))
                     zncc = (box_rw[x] * norm - rm[x] * mw) / (rs[x] * sd + np.float32(1e-4))
                     row[x] += zw * min(max(np.float32(1.0) - zncc, np.float32(0.0)), np.float32(2.0))
             seen = inside[lvl, y]
-            for x in range(w):
-                plane_rows[lvl, x] = row[x] if seen[x] else np.float32(invalid_cost)
-                seen_rows[lvl, x] = seen[x]
+            pr, sr = plane_rows[lvl], seen_rows[lvl]
+            for xi in range(w):
+                x = np.uint64(xi)
+                pr[x] = row[x] if seen[x] else np.float32(invalid_cost)
+                sr[x] = seen[x]
         # into the (H, W, L) volume a whole row at a time: writing each plane straight into it would scatter
         # stores L apart, which costs more than computing the costs
-        for x in range(w):
-            for lvl in range(L):
-                cost[y, x, lvl] = plane_rows[lvl, x]
-                valid[y, x, lvl] = seen_rows[lvl, x]
+        cy, vy = cost[y], valid[y]
+        for xi in range(w):
+            x = np.uint64(xi)
+            for li in range(L):
+                lvl = np.uint64(li)
+                cy[x, lvl] = plane_rows[lvl, x]
+                vy[x, lvl] = seen_rows[lvl, x]
 
 
 @_njit(parallel=True)
