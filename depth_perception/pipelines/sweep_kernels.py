@@ -196,22 +196,26 @@ def fill_unseen(cost, valid, invalid_cost):
 
 @_njit()
 def _path_step(c, prev, cur, p1, jump):
-    """One SGM step: cur[d] = c[d] + min(prev[d], prev[d +- 1] + p1, min(prev) + jump) - min(prev)."""
+    """One SGM step: cur[d] = c[d] + min(prev[d], prev[d +- 1] + p1, min(prev) + jump) - min(prev); branchless,
+    with unsigned indices (no negative-index checks), so the loop over the planes vectorizes. L >= 3."""
     L = c.shape[0]
     mn = prev[0]
     for d in range(1, L):
-        if prev[d] < mn:
-            mn = prev[d]
+        mn = min(mn, prev[d])
     far = mn + jump
-    for d in range(L):
-        b = prev[d]
-        if far < b:
-            b = far
-        if d > 0 and prev[d - 1] + p1 < b:
-            b = prev[d - 1] + p1
-        if d < L - 1 and prev[d + 1] + p1 < b:
-            b = prev[d + 1] + p1
+    cur[0] = c[0] + min(min(prev[0], far), prev[1] + p1) - mn
+    for di in range(1, L - 1):
+        d = np.uint64(di)
+        b = min(min(prev[d], far), min(prev[d - np.uint64(1)], prev[d + np.uint64(1)]) + p1)
         cur[d] = c[d] + b - mn
+    cur[L - 1] = c[L - 1] + min(min(prev[L - 1], far), prev[L - 2] + p1) - mn
+
+
+@_njit()
+def _add(out, values):
+    for di in range(values.shape[0]):
+        d = np.uint64(di)
+        out[d] += values[d]
 
 
 @_njit(parallel=True)
@@ -230,8 +234,7 @@ def sgm_rows(C, gray, p1, p2, edge_gain, out):
             g = np.float32(abs(gray[y, x] - gray[y, x - 1]) * np.float32(edge_gain))
             jump = max(np.float32(p2) / (np.float32(1.0) + g), p1f)
             _path_step(C[y, x], a, b, p1f, jump)
-            for d in range(L):
-                out[y, x, d] += b[d]
+            _add(out[y, x], b)
             a, b = b, a
         for d in range(L):
             a[d] = C[y, w - 1, d]
@@ -240,8 +243,7 @@ def sgm_rows(C, gray, p1, p2, edge_gain, out):
             g = np.float32(abs(gray[y, x + 1] - gray[y, x]) * np.float32(edge_gain))
             jump = max(np.float32(p2) / (np.float32(1.0) + g), p1f)
             _path_step(C[y, x], a, b, p1f, jump)
-            for d in range(L):
-                out[y, x, d] += b[d]
+            _add(out[y, x], b)
             a, b = b, a
 
 
@@ -262,8 +264,7 @@ def sgm_columns(C, gray, p1, p2, edge_gain, out):
             g = np.float32(abs(gray[y, x] - gray[y - 1, x]) * np.float32(edge_gain))
             jump = max(np.float32(p2) / (np.float32(1.0) + g), p1f)
             _path_step(C[y, x], a, b, p1f, jump)
-            for d in range(L):
-                out[y, x, d] += b[d]
+            _add(out[y, x], b)
             a, b = b, a
         for d in range(L):
             a[d] = C[h - 1, x, d]
@@ -272,8 +273,7 @@ def sgm_columns(C, gray, p1, p2, edge_gain, out):
             g = np.float32(abs(gray[y + 1, x] - gray[y, x]) * np.float32(edge_gain))
             jump = max(np.float32(p2) / (np.float32(1.0) + g), p1f)
             _path_step(C[y, x], a, b, p1f, jump)
-            for d in range(L):
-                out[y, x, d] += b[d]
+            _add(out[y, x], b)
             a, b = b, a
 
 
@@ -315,23 +315,27 @@ def winner_take_all(S, index, confidence):
 @_njit(parallel=True)
 def right_winners(S, disparities, right_index):
     """The right view's winning plane at each right pixel x: argmin over planes l of the left volume at
-    x + d_l, linearly interpolated along the row (inf where x + d_l leaves the image)."""
+    x + d_l, linearly interpolated along the row (inf where x + d_l leaves the image). Plane by plane over the
+    whole row, so the row's pixels run side by side."""
     h, w, L = S.shape
     for y in prange(h):
-        for x in range(w):
-            best = np.inf
-            k = 0
-            for lvl in range(L):
-                xl = np.float32(x) + disparities[lvl]
-                x0 = int(np.floor(xl))
+        best = np.full(w, np.inf, np.float32)
+        winner = np.zeros(w, np.float32)
+        sy = S[y]
+        for lvl in range(L):
+            d = disparities[lvl]
+            for xi in range(w):
+                xl = np.float32(xi) + d
+                x0 = np.floor(xl)
                 if x0 < 0 or x0 + 1 >= w:
                     continue
-                f = xl - np.float32(x0)
-                v = S[y, x0, lvl] * (np.float32(1.0) - f) + S[y, x0 + 1, lvl] * f
-                if v < best:
-                    best = v
-                    k = lvl
-            right_index[y, x] = k
+                f = xl - x0
+                k = np.uint64(x0)
+                v = sy[k, lvl] * (np.float32(1.0) - f) + sy[k + np.uint64(1), lvl] * f
+                if v < best[xi]:
+                    best[xi] = v
+                    winner[xi] = lvl
+        right_index[y] = winner
 
 
 __all__ = [
