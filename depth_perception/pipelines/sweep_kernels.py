@@ -3,21 +3,23 @@ winner-take-all with its confidence, and the left-right check.
 
 Each kernel computes what the numpy code beside it in `stereo_classical` computes (the tests hold them equal);
 they fuse the passes numpy makes over the (H, W, L) volume and run rows in parallel, which is what brings the
-sweep near OpenCV's StereoSGBM in time (issue 19). The first call compiles (a few seconds; cached on disk
+sweep near OpenCV's StereoSGBM in time (issue 19). The first call compiles (15-30 s on a small CPU; cached on disk
 under numba's cache directory afterwards). `AVAILABLE` is False where numba is not installed (a ROS distro without
-python3-numba): the sweep then runs its numpy code, with the same results, slower.
+python3-numba) or DEPTH_PERCEPTION_NO_NUMBA=1 is set: the sweep then runs its numpy code, with the same
+results, slower.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
 try:
     import numba as nb
-
-    AVAILABLE = True
 except ImportError:  # pragma: no cover - numba is a requirement of the pip environment
     nb = None
-    AVAILABLE = False
+# DEPTH_PERCEPTION_NO_NUMBA=1 runs the numpy code even where numba is installed (to compare, or to rule it out)
+AVAILABLE = nb is not None and os.environ.get("DEPTH_PERCEPTION_NO_NUMBA", "") != "1"
 
 
 def _njit(parallel: bool = False):
