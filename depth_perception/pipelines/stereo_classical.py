@@ -260,11 +260,11 @@ def left_right_consistent(S: np.ndarray, index: np.ndarray, disparities: np.ndar
     along the row); its winner must map back to the left winner within `tolerance` planes.
     """
     h, w, L = S.shape
-    xs = np.arange(w, dtype=np.float32)
     if compiled and sweep_kernels.AVAILABLE:
         right_idx = np.empty((h, w), np.float32)
         sweep_kernels.right_winners(S, np.asarray(disparities, np.float32), right_idx)
         return _back_check(right_idx, index, disparities, tolerance)
+    xs = np.arange(w, dtype=np.float32)
     St = np.ascontiguousarray(S.transpose(2, 0, 1))  # (L, H, W): one plane's slice is contiguous
     right = np.full((L, h, w), np.inf, np.float32)
     for lvl, d in enumerate(disparities):
