@@ -71,7 +71,9 @@ def test_eval_stereo_on_the_real_scene_puts_the_classical_sweep_beside_sgbm(tmp_
     report = json.loads(out.read_text())
     sgbm, classical = report["methods"]["sgbm"], report["methods"]["classical"]
     assert sgbm["bad3"] < 0.35 and classical["bad3"] < 0.35  # a calibration or protocol bug gives ~1.0
-    assert classical["bad3"] < 1.3 * sgbm["bad3"]
+    # the target: no worse than SGBM (measured 0.199 against 0.221; a left-right check in planes rather
+    # than pixels gave 0.222)
+    assert classical["bad3"] <= sgbm["bad3"]
     assert "holes count as errors" in capsys.readouterr().out
 
 

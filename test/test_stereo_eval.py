@@ -8,11 +8,11 @@ import pytest
 from depth_perception.eval.stereo_eval import (
     depth_metrics,
     disparity_metrics,
-    fill_holes_background,
     normal_angle_deg,
     sgbm_depth,
 )
 from depth_perception.geometry import PinholeCamera
+from depth_perception.geometry.infill import fill_rows_background
 from depth_perception.geometry.plane_sweep import rectified_pose
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -38,7 +38,7 @@ def test_normal_angle_in_degrees():
 
 def test_holes_take_the_background_disparity_of_their_row():
     disp = np.array([[5.0, np.nan, np.nan, 9.0, np.nan], [np.nan, np.nan, np.nan, np.nan, np.nan]])
-    filled = fill_holes_background(disp)
+    filled = fill_rows_background(disp)
     np.testing.assert_array_equal(filled[0], [5.0, 5.0, 5.0, 9.0, 9.0])
     np.testing.assert_array_equal(filled[1], 0.0)
 

@@ -21,9 +21,9 @@ import numpy as np
 
 from ..data.middlebury import StereoScene, motorcycle_scene, read_middlebury_scene
 from ..data.sparse_patterns import random_pattern, scanner_pattern
+from ..geometry.infill import fill_rows_background
 from .completion_metrics import completion_metrics
 from .metrics import compute_depth_metrics
-from .stereo_eval import fill_holes_background
 
 
 def load_scene(name: str) -> StereoScene:
@@ -56,7 +56,7 @@ def stereo_scores(scene: StereoScene, disparity: np.ndarray) -> dict[str, float]
     filled_err = err[np.isfinite(err)]
     fxb = scene.camera.fx * scene.baseline
     # devkit filling works on "disparity + doffs" (the quantity proportional to inverse depth)
-    full = fill_holes_background(np.where(np.isfinite(disparity), disparity + scene.doffs, np.nan))
+    full = fill_rows_background(np.where(np.isfinite(disparity), disparity + scene.doffs, np.nan))
     with np.errstate(divide="ignore"):
         pred_depth = np.where(full > 0, fxb / full, np.nan)
     lo, hi = _depth_range(scene)

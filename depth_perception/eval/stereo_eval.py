@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..geometry.camera import PinholeCamera
+from ..geometry.infill import fill_rows_background
 from .metrics import compute_depth_metrics
 
 LEFT, RIGHT = 2, 3
@@ -44,24 +45,6 @@ def normal_angle_deg(pred: np.ndarray, gt: np.ndarray) -> float:
     p = pred / np.maximum(np.linalg.norm(pred, axis=1, keepdims=True), 1e-9)
     g = gt / np.maximum(np.linalg.norm(gt, axis=1, keepdims=True), 1e-9)
     return float(np.degrees(np.arccos(np.clip((p * g).sum(1), -1.0, 1.0))).mean())
-
-
-def fill_holes_background(disp: np.ndarray) -> np.ndarray:
-    """KITTI devkit hole filling: each invalid pixel takes the smaller disparity of its nearest valid left and
-    right neighbours in the row (the background); rows with no valid pixel become 0."""
-    disp = np.asarray(disp, np.float32)
-    valid = np.isfinite(disp) & (disp > 0)
-    h, w = disp.shape
-    idx = np.where(valid, np.arange(w)[None, :], -1)
-    left = np.maximum.accumulate(idx, axis=1)
-    idx_r = np.where(valid, np.arange(w)[None, :], w)
-    right = np.minimum.accumulate(idx_r[:, ::-1], axis=1)[:, ::-1]
-    rows = np.arange(h)[:, None]
-    dl = np.where(left >= 0, disp[rows, np.clip(left, 0, w - 1)], np.inf)
-    dr = np.where(right < w, disp[rows, np.clip(right, 0, w - 1)], np.inf)
-    fill = np.minimum(dl, dr)
-    out = np.where(valid, disp, fill)
-    return np.where(np.isfinite(out), out, 0.0).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------------- methods
@@ -207,7 +190,7 @@ def evaluate(args: StereoEvalOptions, drives: list[Any] | None = None,
             with np.errstate(divide="ignore", invalid="ignore"):
                 disp = np.where(np.isfinite(depth) & (depth > 0), fxb / depth, np.nan)
             m.density.append(float(np.mean(np.isfinite(disp)[valid])))
-            disp = fill_holes_background(disp)
+            disp = fill_rows_background(disp)
             disp = np.maximum(disp, fxb / args.max_depth)
             pred_depth = np.clip(fxb / disp, args.min_depth, args.max_depth)
             m.pred_disp.append(disp[valid])

@@ -113,3 +113,35 @@ def ipbasic_prior(sparse_depth: np.ndarray) -> np.ndarray:
     k = PRIOR_REFERENCE_DEPTH / float(np.median(d[valid]))
     cfg = IpBasicConfig(max_depth=max(100.0, float(d.max()) * k + 1.0))
     return (ipbasic_complete(d * k, cfg) / k).astype(np.float32)
+
+
+def fill_rows_background(disp: np.ndarray) -> np.ndarray:
+    """KITTI devkit hole filling: each invalid pixel takes the smaller disparity of its nearest valid left and
+    right neighbours in the row (the background); rows with no valid pixel become 0."""
+    disp = np.asarray(disp, np.float32)
+    valid = np.isfinite(disp) & (disp > 0)
+    h, w = disp.shape
+    idx = np.where(valid, np.arange(w)[None, :], -1)
+    left = np.maximum.accumulate(idx, axis=1)
+    idx_r = np.where(valid, np.arange(w)[None, :], w)
+    right = np.minimum.accumulate(idx_r[:, ::-1], axis=1)[:, ::-1]
+    rows = np.arange(h)[:, None]
+    dl = np.where(left >= 0, disp[rows, np.clip(left, 0, w - 1)], np.inf)
+    dr = np.where(right < w, disp[rows, np.clip(right, 0, w - 1)], np.inf)
+    fill = np.minimum(dl, dr)
+    out = np.where(valid, disp, fill)
+    return np.where(np.isfinite(out), out, 0.0).astype(np.float32)
+
+
+def stereo_prior(depth: np.ndarray, confidence: np.ndarray, fx_baseline: float, max_depth: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A classical sweep's depth (H, W) metres, NaN at its holes, made dense for a refinement engine: holes take
+    the background (smaller) disparity of their row (`fill_rows_background`), rows with none `max_depth`.
+    Returns (depth, confidence), confidence 0 at the filled pixels."""
+    depth = np.asarray(depth, np.float32)
+    valid = np.isfinite(depth) & (depth > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        disp = np.where(valid, np.float32(fx_baseline) / depth, np.nan)
+    disp = np.maximum(fill_rows_background(disp), np.float32(fx_baseline / max_depth))
+    conf = np.where(valid, np.nan_to_num(np.asarray(confidence, np.float32)), 0.0)
+    return (np.float32(fx_baseline) / disp).astype(np.float32), np.clip(conf, 0.0, 1.0).astype(np.float32)

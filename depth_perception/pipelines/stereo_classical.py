@@ -42,7 +42,8 @@ class ClassicalSweepConfig:
     p2: float = 1.5  # above any single cost: jumps happen where intensity edges lower it
     paths: int = 4  # 4 scanline directions (0 = no aggregation, winner-take-all on the raw cost)
     lr_check: bool = True
-    lr_tolerance: float = 1.0  # in planes
+    lr_tolerance: float = 1.0  # in planes; at least lr_tolerance_px when planes are finer than that
+    lr_tolerance_px: float = 3.0  # in pixels of disparity (SGBM's disp12MaxDiff); 0 = planes only
     uniqueness: float = 0.05  # reject when 1 - best / second best is below this (SGBM's uniqueness ratio)
     speckle_size: int = 200  # remove connected blobs of fewer pixels than this (0 = off), as SGBM does
     speckle_range: float = 2.0  # in planes: neighbours closer than this belong to the same blob
@@ -68,6 +69,9 @@ class ClassicalSweepConfig:
             raise ValueError(f"need 0 <= p1 <= p2, got p1={self.p1} p2={self.p2}")
         if not 0.0 <= self.uniqueness < 1.0:
             raise ValueError(f"uniqueness must be in [0, 1), got {self.uniqueness}")
+        if self.lr_tolerance < 0 or self.lr_tolerance_px < 0:
+            raise ValueError(f"need lr_tolerance >= 0 and lr_tolerance_px >= 0, got {self.lr_tolerance}, "
+                             f"{self.lr_tolerance_px}")
         if self.speckle_size < 0 or self.speckle_range <= 0:
             raise ValueError(
                 f"need speckle_size >= 0 and speckle_range > 0, got {self.speckle_size}, {self.speckle_range}"
@@ -383,7 +387,9 @@ class ClassicalStereo:
         baseline = rectified_baseline(views[0][1])
         if cfg.lr_check and baseline is not None:
             disparities = (camera.fx * baseline * inv).astype(np.float32)
-            keep &= left_right_consistent(S, index, disparities, cfg.lr_tolerance, _compiled(cfg))
+            step_px = abs(float(disparities[-1] - disparities[0])) / (cfg.planes - 1)
+            tolerance = max(cfg.lr_tolerance, cfg.lr_tolerance_px / max(step_px, 1e-6))
+            keep &= left_right_consistent(S, index, disparities, tolerance, _compiled(cfg))
         keep &= conf >= max(cfg.uniqueness, cfg.min_confidence)
         if cfg.speckle_size > 0:
             keep &= ~speckles(index, keep, cfg.speckle_size, cfg.speckle_range)
