@@ -12,7 +12,7 @@ from typing import Any
 
 _BUILDERS: dict[str, Callable[..., Any]] = {}
 # Modules that register architectures; imported on first lookup so the registry fills itself.
-_MODEL_MODULES = ("mono", "stereo", "nlspn", "tiny")
+_MODEL_MODULES = ("mono", "stereo", "stereo_refine", "nlspn", "tiny")
 
 
 def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -6,6 +6,11 @@ is the reference; the right image (T_right_left = [I | (-baseline, 0, 0)] unless
 principal point offset, as Middlebury's doffs, or another focal length) is reprojected onto the left camera's
 intrinsics first, so both engines see one K. Images are resized to the engine's fixed size (or to the classical sweep's
 working width) with the intrinsics, and depth is restored to the camera's resolution.
+
+An engine with the sidecar key `"prior": "classical"` (`models.stereo_refine`) refines the classical sweep: the
+pair is scaled uniformly (aspect kept) until it covers one engine tile, swept there, the sweep's holes filled
+from the background (`geometry.infill.stereo_prior`), and the engine runs on full-width strips of it
+(`engines.resize.EngineTiles`), blended where they overlap.
 """
 from __future__ import annotations
 
@@ -17,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ..engines.resize import reproject_to_camera, restore_map
+from ..engines.resize import EngineTiles, reproject_to_camera, restore_map
 from ..geometry.camera import PinholeCamera
-from ..geometry.plane_sweep import rectified_pose
+from ..geometry.infill import stereo_prior
+from ..geometry.plane_sweep import rectified_baseline, rectified_pose
 from ..geometry.resample import resize_image
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
 from .settings import EngineSettings, check_settings, confidence_setting, max_depth_setting, min_depth_setting, setting
@@ -68,18 +74,24 @@ class StereoPipeline:
         engine_path, self.fallback = resolve_engine_path(cfg.engine, "stereo", default_engine_path)
         self.engine: Any = None
         self.classical: ClassicalStereo | None = None
-        if engine_path is None:
-            self.classical = ClassicalStereo(ClassicalSweepConfig(
-                min_depth=cfg.min_depth, max_depth=cfg.max_depth, planes=cfg.planes, lr_check=cfg.lr_check,
-            ))
-            self.name = "classical"
-        else:
+        self.prior = "none"
+        if engine_path is not None:
             self.engine = open_engine(engine_path, "stereo", cfg.backend, cfg.device)
             spec = self.engine.spec
             shapes = {i["name"]: i["shape"] for i in spec["inputs"]}
             self.engine_height, self.engine_width = int(shapes["reference"][2]), int(shapes["reference"][3])
             self.engine_views = int(shapes["sources"][1])
             self.name = str(engine_path)
+            self.prior = str(spec.get("prior", "none"))
+            if ("prior_depth" in shapes) != (self.prior == "classical") or self.prior not in ("none", "classical"):
+                raise ValueError(f"engine {engine_path}: input prior_depth and sidecar prior {self.prior!r} disagree "
+                                 "(a prior_depth input needs \"prior\": \"classical\")")
+        if engine_path is None or self.prior == "classical":
+            self.classical = ClassicalStereo(ClassicalSweepConfig(
+                min_depth=cfg.min_depth, max_depth=cfg.max_depth, planes=cfg.planes, lr_check=cfg.lr_check,
+            ))
+        if engine_path is None:
+            self.name = "classical"
 
     def process(
         self,
@@ -108,8 +120,10 @@ class StereoPipeline:
                 raise ValueError(f"extra view {k} image {shape} does not match the camera {camera.shape}")
             views.append((np.asarray(img), np.asarray(T, np.float64)))
         t0 = time.perf_counter()
-        if self.classical is not None:
+        if self.engine is None:
             depth, conf, normals, info = self._classical(left, views, camera)
+        elif self.prior == "classical":
+            depth, conf, normals, info = self._refined(left, views[0], camera)
         else:
             depth, conf, normals, info = self._learned(left, views, camera)
         conf = np.clip(np.nan_to_num(conf), 0.0, 1.0).astype(np.float32)
@@ -129,6 +143,52 @@ class StereoPipeline:
         small = [(resize_image(img, w, h), T) for img, T in views]
         depth, conf, info = self.classical.compute(resize_image(left, w, h), small, cam)
         return _restore(depth, camera), _restore(conf, camera), None, info
+
+    def _refined(self, left, view, camera):
+        """The classical sweep at the engine tiles' scale, refined tile by tile (full-width strips, aspect kept)."""
+        assert self.classical is not None
+        right, T = view
+        baseline = rectified_baseline(T)
+        if baseline is None:
+            raise ValueError("this engine refines a rectified pair: the right view's pose must be [I | (-b, 0, 0)]")
+        H, W = self.engine_height, self.engine_width
+        tiles = EngineTiles.for_engine(camera, H, W)
+        scaled = tiles.scaled
+        left_s, right_s = resize_image(left, scaled.width, scaled.height), resize_image(right, scaled.width,
+                                                                                         scaled.height)
+        t0 = time.perf_counter()
+        depth, conf, info = self.classical.compute(left_s, [(right_s, T)], scaled)
+        sweep_ms = (time.perf_counter() - t0) * 1e3
+        prior, prior_conf = stereo_prior(depth, conf, scaled.fx * baseline, self.config.max_depth)
+
+        def image(img: np.ndarray) -> np.ndarray:
+            if img.ndim == 2:
+                img = np.repeat(img[..., None], 3, 2)
+            scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
+            return (img.astype(np.float32) / np.float32(scale)).transpose(2, 0, 1)
+
+        ref_all, right_all = image(left_s), image(right_s)
+        pose = np.asarray(T, np.float32)[None, None]
+        depths, confs = [], []
+        t0 = time.perf_counter()
+        for y, x in tiles.origins:
+            win = np.s_[y:y + H, x:x + W]
+            K = scaled.K.astype(np.float32).copy()
+            K[0, 2] -= x
+            K[1, 2] -= y
+            out = self.engine.infer(
+                reference=np.ascontiguousarray(ref_all[(slice(None),) + win])[None],
+                sources=np.ascontiguousarray(right_all[(slice(None),) + win])[None, None],
+                intrinsics=K[None], poses=pose,
+                prior_depth=np.ascontiguousarray(prior[win])[None, None],
+                prior_confidence=np.ascontiguousarray(prior_conf[win])[None, None],
+            )
+            depths.append(np.asarray(out["depth"], np.float32).reshape(H, W))
+            confs.append(np.asarray(out["confidence"], np.float32).reshape(H, W))
+        infer_ms = (time.perf_counter() - t0) * 1e3
+        timings = {"sweep_ms": sweep_ms, "infer_ms": infer_ms, "tiles": float(len(tiles.origins)),
+                   "prior_valid_fraction": info["valid_fraction"]}
+        return _restore(tiles.blend(depths), camera), _restore(tiles.blend(confs), camera), None, timings
 
     def _learned(self, left, views, camera):
         H, W, V = self.engine_height, self.engine_width, self.engine_views

@@ -1,20 +1,30 @@
-"""`depth-perception train stereo`: train the DPSNet + NAS plane-sweep network on KITTI-layout drives.
+"""`depth-perception train stereo`: train a stereo engine on KITTI-layout drives.
 
-Two stages, as in "Normal Assisted Stereo Depth Estimation": stage 1 trains depth (coarse and
-context-aggregated cost volumes) and the normal branch; stage 2 starts from stage 1 (`--init`), freezes it
-and trains the consistency module with the depth-normal consistency loss plus the depth loss.
+`model="dpsnet"`: the DPSNet + NAS plane-sweep network, in two stages as in "Normal Assisted Stereo Depth
+Estimation": stage 1 trains depth (coarse and context-aggregated cost volumes) and the normal branch; stage 2
+starts from stage 1 (`--init`), freezes it and trains the consistency module with the depth-normal consistency
+loss plus the depth loss.
+
+`model="refine"`: the refinement of the classical sweep (`models.stereo_refine`), one stage: L1 on disparity
+divided by the prior's mean disparity (range-blind, as the network sees it), plus a confidence head trained to
+say where the disparity is within 1 px. The prior function (the classical sweep) comes from the caller.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.stereo import DPSNet
+from ..models.stereo_refine import StereoRefine
 from .stereo_data import StereoDriveDataset
 from .stereo_losses import depth_normal_consistency_loss, inverse_depth_loss, normal_loss
+from .stereo_refine_data import PriorFn, StereoRefineDataset
 from .trainer import LoopOptions, Trainer
 
 COARSE_WEIGHT = 0.7  # DPSNet supervises the volume before context aggregation too
@@ -28,6 +38,7 @@ class StereoTrainOptions(LoopOptions):
 
     data: list[str]
     out: str
+    model: str = "dpsnet"  # or "refine"
     stage: int = 1
     init: str | None = None
     steps: int = 2000
@@ -40,9 +51,26 @@ class StereoTrainOptions(LoopOptions):
     min_depth: float = 1.0
     max_depth: float = 80.0
 
+    frame_step: int = 1  # refine: every n-th frame (each one is swept once for its prior)
+    base: int = 16  # refine: the network's base width
+    correct: str = "all"  # refine: "all" pixels, or only the sweep's "holes"
+    loss: str = "l1"  # refine: see refine_loss
+    lookup: int = 0  # refine: radius in px of the local photometric cost around the prior (0 = none)
+
     def __post_init__(self) -> None:
+        if self.model not in ("dpsnet", "refine"):
+            raise ValueError(f"model must be 'dpsnet' or 'refine', got {self.model!r}")
         if self.stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2, got {self.stage}")
+        if self.loss not in REFINE_LOSSES:
+            raise ValueError(f"loss must be one of {REFINE_LOSSES}, got {self.loss!r}")
+        if self.model == "refine" and self.stage != 1:
+            raise ValueError("the refinement network trains in one stage (no --stage 2)")
+        if self.height % 8:
+            raise ValueError(f"height must be a multiple of 8, got {self.height}")
+        near, far = (0.3, 200.0) if self.model == "refine" else (1.0, 80.0)
+        self.min_depth = near if self.min_depth is None else self.min_depth
+        self.max_depth = far if self.max_depth is None else self.max_depth
 
 
 def make_loss(model: DPSNet, stage: int):
@@ -68,6 +96,57 @@ def make_loss(model: DPSNet, stage: int):
         return loss, {"depth": float(l_depth.detach()), "consistency": float(l_cons.detach())}
 
     return loss_fn
+
+
+CONFIDENCE_WEIGHT = 0.1
+REFINE_LOSSES = ("l1", "log")
+
+
+def refine_loss(net: nn.Module, batch: dict[str, Tensor], kind: str = "l1") -> tuple[Tensor, dict[str, float]]:
+    """`l1`: L1 on disparity / the prior's mean disparity. `log`: log(1 + |error| / 1 px), robust: a pixel far
+    off in either direction costs little more than one a few pixels off, so the network is not pulled to the
+    mean of a foreground and a background it cannot tell apart (that mean is wrong for both, as bad-3 counts)."""
+    out = net.forward_train(batch["reference"], batch["sources"], batch["intrinsics"], batch["poses"],
+                            batch["prior_depth"], batch["prior_confidence"])
+    gt = batch["depth"]
+    valid = gt > 0
+    if not bool(valid.any()):
+        zero = out["disparity"].sum() * 0.0
+        return zero, {"l1": 0.0}
+    gt_disp = out["fxb"] / gt.clamp_min(1e-3)
+    err = (out["disparity"] - gt_disp).abs()
+    prior_err = (out["prior_disparity"] - gt_disp).abs()
+    l1 = (err / out["scale"])[valid].mean()
+    within = (err < 1.0).to(err.dtype).detach()
+    l_conf = F.binary_cross_entropy_with_logits(out["confidence_logits"][valid], within[valid])
+    l_main = l1 if kind == "l1" else torch.log1p(err[valid]).mean()
+    loss = l_main + CONFIDENCE_WEIGHT * l_conf
+    with torch.no_grad():  # the figures the network must beat: its own input's
+        scalars = {"l1": float(l1), "l1_prior": float((prior_err / out["scale"])[valid].mean()),
+                   "bad3": float((err[valid] > 3.0).float().mean()),
+                   "bad3_prior": float((prior_err[valid] > 3.0).float().mean()), "conf": float(l_conf)}
+    return loss, scalars
+
+
+def build_refine_trainer(args: StereoTrainOptions, prior_fn: PriorFn, prior_key: str = "") -> Trainer:
+    """The refinement's trainer; `prior_fn` sweeps a pair (the classical sweep), `prior_key` names its settings
+    (a change invalidates the cached priors)."""
+    model = StereoRefine(height=args.height, width=args.width, base=args.base, min_depth=args.min_depth,
+                         max_depth=args.max_depth, correct=args.correct, lookup=args.lookup)
+    dataset = StereoRefineDataset(args.data, args.height, prior_fn, max_depth=args.max_depth,
+                                  frame_step=args.frame_step, cache=Path(args.out) / "priors.npz",
+                                  prior_key=prior_key)
+    cfg = args.train_config(args.out, args.steps, args.batch_size, args.lr,
+                            lr_milestones=(int(args.steps * 0.75),), grad_clip=5.0)
+    meta = {"data": [str(d) for d in args.data], "prior": prior_key, "init": args.init, "loss": args.loss}
+    loss = functools.partial(refine_loss, kind=args.loss)
+    trainer = Trainer(model, loss, dataset, cfg, {"name": "stereo_refine", "config": model.config},
+                      extra_meta=meta)
+    if args.init and not (Path(args.out) / "checkpoint.json").exists():
+        from .checkpoint import warm_start
+
+        warm_start(args.init, model)  # every tensor whose name and shape match (a new input stem starts fresh)
+    return trainer
 
 
 def build_trainer(args: StereoTrainOptions) -> Trainer:
