@@ -10,6 +10,7 @@ from depth_perception.cli import main
 from depth_perception.data.middlebury import motorcycle_scene, read_middlebury_scene, read_pfm, write_pfm
 from depth_perception.eval.real_scenes import (
     evaluate_completion_scene,
+    evaluate_stereo_scene,
     load_scene,
     random_pattern,
     scene_scanner_pattern,
@@ -103,3 +104,20 @@ def test_the_shipped_completion_engine_holds_its_own_against_ip_basic_on_the_rea
     scanner, random = report["patterns"]["scanner"], report["patterns"]["random"]
     assert scanner[learned]["rmse_mm"] < 1.15 * scanner["ip_basic"]["rmse_mm"], report
     assert random[learned]["rmse_mm"] < 1.6 * random["ip_basic"]["rmse_mm"], report
+
+
+def test_the_shipped_stereo_engine_beats_sgbm_and_the_classical_sweep_on_the_real_scene(scene):
+    """The real-data check of the learned stereo engine (the refinement of the classical sweep), holes counted as
+    errors. Measured: bad-3 0.45x SGBM's and half the classical sweep's (it is dense; the sweep leaves 16% holes),
+    AbsRel 0.93x SGBM's (the issue's 0.7x is not reached). The DPSNet engine shipped before scored 0.571 (2.6x
+    SGBM); a squashed input, a lost prior or a calibration error fails here."""
+    from depth_perception.pipelines.stereo import default_engine_path
+
+    engine = default_engine_path()
+    assert engine is not None, "the shipped stereo engine is missing"
+    report = evaluate_stereo_scene(scene, ["classical", str(engine)], device="cpu")
+    rows = report["methods"]
+    learned, sgbm, classical = rows[f"learned:{engine.name}"], rows["sgbm"], rows["classical"]
+    assert learned["bad3"] < 0.6 * sgbm["bad3"] and learned["bad3"] < 0.7 * classical["bad3"], rows
+    assert learned["abs_rel"] < 1.1 * classical["abs_rel"] and learned["abs_rel"] < sgbm["abs_rel"], rows
+    assert learned["density"] == 1.0

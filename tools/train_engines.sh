@@ -9,7 +9,8 @@
 # budget; the three train at once on one GPU. Everything is resumable: re-running continues the runs.
 # Knobs (environment): PYTHON, DEVICE (cuda), TRAIN_DRIVES (40), FRAMES (100), EVAL_DRIVES (2), OBJECT_DRIVES (32:
 # drives of `synth --scene objects`, 16 scenes each, mixed into completion training),
-# WIDTH x HEIGHT (640 x 192), JOBS (nproc), MONO_STEPS, STEREO_STEPS, COMPLETION_STEPS, STEREO2_MINUTES.
+# WIDTH x HEIGHT (640 x 192), JOBS (nproc), MONO_STEPS, STEREO_STEPS (DPSNet), REFINE_STEPS (the default stereo
+# engine, the refinement of the classical sweep), COMPLETION_STEPS, STEREO2_MINUTES.
 # Needs only PyTorch, ONNX (+ onnxscript), ONNX Runtime, OpenCV, scikit-image, safetensors, tqdm, PyYAML:
 # no ROS 2. The README shows the command that made the shipped engines.
 set -uo pipefail
@@ -28,6 +29,7 @@ JOBS=${JOBS:-$(nproc)}
 OBJECT_DRIVES=${OBJECT_DRIVES:-32}
 MONO_STEPS=${MONO_STEPS:-20000}
 STEREO_STEPS=${STEREO_STEPS:-20000}
+REFINE_STEPS=${REFINE_STEPS:-20000}
 COMPLETION_STEPS=${COMPLETION_STEPS:-20000}
 STEREO2_MINUTES=${STEREO2_MINUTES:-$(awk "BEGIN{print $minutes/5}")}
 STEREO1_MINUTES=$(awk "BEGIN{print $minutes - $STEREO2_MINUTES}")
@@ -59,8 +61,8 @@ export -f objects
 mkdir -p "$out/data/objects"
 log "world: $(find "$out/data" -name '*.png' -path '*image_02/data/*' | wc -l) left images"
 
-log "2/4 training three engines at once, $minutes min each"
-rm -f "$out"/engines/*_default.* "$out"/eval/*.json  # a run that fails must not leave an older engine to be packed
+log "2/4 training the engines at once, $minutes min each"
+rm -f "$out"/engines/*_default.* "$out"/engines/stereo_dpsnet.* "$out"/eval/*.json  # a run that fails must not leave an older engine to be packed
 common=(--device "$DEVICE" --workers "$workers" --log-every 50 --ckpt-every 500 --height "$HEIGHT" --width "$WIDTH")
 (dp train mono --data "$out/data/train" --out "$out/runs/mono" --mode mono+stereo --arch narrow \
    --steps "$MONO_STEPS" --batch-size 12 --lr 2e-4 --max-minutes "$minutes" "${common[@]}" \
@@ -73,13 +75,20 @@ common=(--device "$DEVICE" --workers "$workers" --log-every 50 --ckpt-every 500 
    >"$out/logs/completion.log" 2>&1; echo "completion exit $?" >>"$out/logs/completion.log") &
 (dp train stereo --data "$out/data/train" --out "$out/runs/stereo1" --stage 1 --steps "$STEREO_STEPS" \
    --batch-size 8 --lr 1e-3 --max-minutes "$STEREO1_MINUTES" "${common[@]}" && \
- dp train stereo --data "$out/data/train" --out "$out/runs/stereo" --stage 2 --init "$out/runs/stereo1" \
+ dp train stereo --data "$out/data/train" --out "$out/runs/stereo_dpsnet" --stage 2 --init "$out/runs/stereo1" \
    --steps "$STEREO_STEPS" --batch-size 8 --lr 1e-4 --max-minutes "$STEREO2_MINUTES" "${common[@]}" && \
- dp export "$out/runs/stereo" --out "$out/engines/stereo_default.onnx" --height "$HEIGHT" --width "$WIDTH" && \
- dp eval stereo --data "$out/data/eval" --engine classical "$out/engines/stereo_default.onnx" \
-   --max-frames 20 --json "$out/eval/stereo.json"
+ dp export "$out/runs/stereo_dpsnet" --out "$out/engines/stereo_dpsnet.onnx" --height "$HEIGHT" --width "$WIDTH"
+ echo "stereo_dpsnet exit $?") >"$out/logs/stereo_dpsnet.log" 2>&1 &
+# the default stereo engine: the refinement of the classical sweep (street drives; strips of 64 rows)
+(dp train stereo --model refine --correct holes --loss log --data "$out/data/train" --out "$out/runs/stereo" \
+   --frame-step 4 --steps "$REFINE_STEPS" --batch-size 4 --lr 1e-3 --max-minutes "$minutes" "${common[@]}" \
+   --height 64 && \
+ dp export "$out/runs/stereo" --out "$out/engines/stereo_default.onnx" --height "$HEIGHT" --width "$WIDTH"
  echo "stereo exit $?") >"$out/logs/stereo.log" 2>&1 &
 wait
+[ -f "$out/engines/stereo_default.onnx" ] && dp eval stereo --data "$out/data/eval" --engine classical \
+  "$out/engines/stereo_default.onnx" $([ -f "$out/engines/stereo_dpsnet.onnx" ] && echo "$out/engines/stereo_dpsnet.onnx") \
+  --max-frames 20 --json "$out/eval/stereo.json" >>"$out/logs/stereo.log" 2>&1
 log "3/4 scoring"
 for kind in mono completion; do  # a run that died (say, a non-finite loss) is exported from its last checkpoint
   [ -f "$out/engines/${kind}_default.onnx" ] || [ ! -f "$out/runs/$kind/checkpoint.json" ] || \
@@ -104,8 +113,10 @@ pack mono engines/mono_default.onnx engines/mono_default.json eval/mono.json run
 pack mono_weights engines/mono_default.safetensors
 for kind in stereo completion; do
   pack "$kind" "engines/${kind}_default".{onnx,json,safetensors} "eval/$kind.json" "runs/$kind/scalars.jsonl" \
-    "runs/$kind/checkpoint.json" "$([ "$kind" = stereo ] && echo runs/stereo1/scalars.jsonl)"
+    "runs/$kind/checkpoint.json"
 done
+pack stereo_dpsnet engines/stereo_dpsnet.{onnx,json,safetensors} runs/stereo_dpsnet/scalars.jsonl \
+  runs/stereo1/scalars.jsonl
 tar -C "$out" -czf "$PACK_DIR/logs.tar.gz" logs
-for kind in mono stereo completion; do tail -n 4 "$out/logs/$kind.log" | sed "s/^/[$kind] /"; done
+for kind in mono stereo stereo_dpsnet completion; do tail -n 4 "$out/logs/$kind.log" | sed "s/^/[$kind] /"; done
 ls -la "$PACK_DIR"
