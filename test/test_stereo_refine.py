@@ -161,7 +161,8 @@ def test_training_lowers_the_loss_below_the_priors_and_sweeps_each_frame_once(tm
         return depth * 1.15, conf
 
     opts = StereoTrainOptions(data=drives, out=str(tmp_path / "run"), model="refine", steps=30, batch_size=4,
-                              height=40, width=128, lr=3e-3, workers=0, log_every=1, ckpt_every=1000)
+                              correct="all", loss="l1", height=40, width=128, lr=3e-3, workers=0, log_every=1,
+                              ckpt_every=1000)
     history = build_refine_trainer(opts, biased, key).fit()
     assert len(calls) == 4 and (tmp_path / "run" / "priors.npz").exists()
     first, last = history[:3], history[-3:]

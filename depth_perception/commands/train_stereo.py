@@ -50,10 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="source views: 1 = the right camera; more add temporal frames")
     parser.add_argument("--frame-step", type=int, default=1, help="refine: use every n-th frame")
     parser.add_argument("--base", type=int, default=16, help="refine: base width of the network")
-    parser.add_argument("--correct", choices=("all", "holes"), default="all",
-                        help="refine: correct every pixel, or only those the sweep left as holes")
-    parser.add_argument("--loss", choices=("l1", "log"), default="l1",
-                        help="refine: L1 on disparity over its mean, or the robust log(1 + |error| px)")
+    parser.add_argument("--correct", choices=("all", "holes"), default="holes",
+                        help="refine: correct only the pixels the sweep left as holes (the shipped recipe), or all")
+    parser.add_argument("--loss", choices=("l1", "log"), default="log",
+                        help="refine: the robust log(1 + |error| px) (the shipped recipe), or L1 on disparity over "
+                             "its mean")
     parser.add_argument("--lookup", type=int, default=0,
                         help="refine: also show the network the photometric error at the prior disparity "
                              "shifted by -N..N px (a local cost volume; 0 = none)")

@@ -67,6 +67,14 @@ def _restore(values: np.ndarray, camera: PinholeCamera) -> np.ndarray:
     return restore_map(values, camera)
 
 
+def _chw(img: np.ndarray) -> np.ndarray:
+    """An image (H, W[, 3]) as the engines' float32 (3, H, W) in [0, 1] (grey repeated; uint8 / 255, uint16 / 65535)."""
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, 2)
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
+    return (img.astype(np.float32) / np.float32(scale)).transpose(2, 0, 1)
+
+
 class StereoPipeline:
     def __init__(self, config: StereoPipelineConfig | None = None) -> None:
         self.config = config or StereoPipelineConfig()
@@ -160,14 +168,7 @@ class StereoPipeline:
         depth, conf, info = self.classical.compute(left_s, [(right_s, T)], scaled)
         sweep_ms = (time.perf_counter() - t0) * 1e3
         prior, prior_conf = stereo_prior(depth, conf, scaled.fx * baseline, self.config.max_depth)
-
-        def image(img: np.ndarray) -> np.ndarray:
-            if img.ndim == 2:
-                img = np.repeat(img[..., None], 3, 2)
-            scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
-            return (img.astype(np.float32) / np.float32(scale)).transpose(2, 0, 1)
-
-        ref_all, right_all = image(left_s), image(right_s)
+        ref_all, right_all = _chw(left_s), _chw(right_s)
         pose = np.asarray(T, np.float32)[None, None]
         depths, confs = [], []
         t0 = time.perf_counter()
@@ -198,11 +199,7 @@ class StereoPipeline:
         cam = camera.scaled(W, H)
 
         def tensor(img: np.ndarray) -> np.ndarray:
-            img = resize_image(img, W, H)
-            if img.ndim == 2:
-                img = np.repeat(img[..., None], 3, 2)
-            scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
-            return (img.astype(np.float32) / np.float32(scale)).transpose(2, 0, 1)
+            return _chw(resize_image(img, W, H))
 
         t0 = time.perf_counter()
         out = self.engine.infer(

@@ -75,7 +75,7 @@ def drive_depth(drive: Any, i: int, width: int, height: int) -> np.ndarray:
     return resize_depth(depth, width, height)
 
 
-def _image_tensor(img: np.ndarray, width: int, height: int) -> torch.Tensor:
+def image_tensor(img: np.ndarray, width: int, height: int) -> torch.Tensor:
     img = cv2.resize(np.asarray(img), (width, height), interpolation=cv2.INTER_AREA)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, 2)
@@ -135,14 +135,14 @@ class StereoDriveDataset(Dataset):
         cam = drive.calib.cam(LEFT)
         W, H = self.width, self.height
         K = cam.scaled(W, H).K.astype(np.float32)
-        ref = _image_tensor(drive.image(LEFT, i), W, H)
-        sources = [_image_tensor(drive.image(RIGHT, i), W, H)]
+        ref = image_tensor(drive.image(LEFT, i), W, H)
+        sources = [image_tensor(drive.image(RIGHT, i), W, H)]
         poses = [rectified_pose(drive_baseline(drive))]
         if self.views > 1:
             T_world = self._cam_poses(d)
             for off in self._temporal_offsets():
                 j = i + off
-                sources.append(_image_tensor(drive.image(LEFT, j), W, H))
+                sources.append(image_tensor(drive.image(LEFT, j), W, H))
                 poses.append(invert_transform(T_world[j]) @ T_world[i])
         depth = drive_depth(drive, i, W, H)
         depth[depth > self.max_depth] = 0.0

@@ -23,19 +23,12 @@ from ..geometry.camera import PinholeCamera
 from ..geometry.infill import stereo_prior
 from ..geometry.plane_sweep import rectified_pose
 from ..utils import progress
-from .stereo_data import LEFT, RIGHT, drive_baseline, drive_depth, open_drives
+from .stereo_data import LEFT, RIGHT, drive_baseline, drive_depth, image_tensor, open_drives
 
 # (left RGB, right RGB, left camera, baseline m, min_depth, max_depth) -> (depth (H, W) m, NaN holes; confidence)
 PriorFn = Callable[[np.ndarray, np.ndarray, PinholeCamera, float, float, float], tuple[np.ndarray, np.ndarray]]
 MIN_SWEEP_DEPTH = 0.3
 CACHE_VERSION = 1
-
-
-def _to_tensor(img: np.ndarray) -> torch.Tensor:
-    img = np.asarray(img)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, 2)
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float() / 255.0
 
 
 class StereoRefineDataset(Dataset):
@@ -129,7 +122,7 @@ class StereoRefineDataset(Dataset):
         rows = np.s_[y:y + self.height, :W]
         K = cam.K.astype(np.float32).copy()
         K[1, 2] -= y
-        ref, src = _to_tensor(left[rows]), _to_tensor(right[rows])
+        ref, src = image_tensor(left[rows], W, self.height), image_tensor(right[rows], W, self.height)
         if self.augment:  # the same gain on both views (their matching must stay consistent), own noise each
             gain = float(rng.uniform(0.7, 1.3))
             ref = (ref * gain + 0.01 * torch.randn_like(ref)).clamp(0, 1)

@@ -48,13 +48,12 @@ class StereoTrainOptions(LoopOptions):
     width: int = 640
     planes: int = 64
     views: int = 1
-    min_depth: float = 1.0
-    max_depth: float = 80.0
-
+    min_depth: float | None = None  # dpsnet: 1 m, refine: 0.3 m
+    max_depth: float | None = None  # dpsnet: 80 m, refine: 200 m
     frame_step: int = 1  # refine: every n-th frame (each one is swept once for its prior)
     base: int = 16  # refine: the network's base width
-    correct: str = "all"  # refine: "all" pixels, or only the sweep's "holes"
-    loss: str = "l1"  # refine: see refine_loss
+    correct: str = "holes"  # refine: only the sweep's "holes", or "all" pixels
+    loss: str = "log"  # refine: see refine_loss
     lookup: int = 0  # refine: radius in px of the local photometric cost around the prior (0 = none)
 
     def __post_init__(self) -> None:
@@ -66,7 +65,7 @@ class StereoTrainOptions(LoopOptions):
             raise ValueError(f"loss must be one of {REFINE_LOSSES}, got {self.loss!r}")
         if self.model == "refine" and self.stage != 1:
             raise ValueError("the refinement network trains in one stage (no --stage 2)")
-        if self.height % 8:
+        if self.model == "refine" and self.height % 8:
             raise ValueError(f"height must be a multiple of 8, got {self.height}")
         near, far = (0.3, 200.0) if self.model == "refine" else (1.0, 80.0)
         self.min_depth = near if self.min_depth is None else self.min_depth
