@@ -9,6 +9,11 @@ import tempfile
 
 # Set before rclpy is imported anywhere: a random domain per test session, localhost discovery only.
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 100)))
+# Under pytest-xdist the workers inherit the controller's domain: each takes its own next to it, or one worker's
+# nodes would hear the other's (TF from a replayed drive, a second node answering under the same name).
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw"):
+    os.environ["ROS_DOMAIN_ID"] = str(1 + (int(os.environ["ROS_DOMAIN_ID"]) - 1 + int(_worker[2:])) % 101)
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_LOCALHOST_ONLY", "1") if os.environ.get("ROS_DISTRO") == "humble" else None
 _log_dir = tempfile.mkdtemp(prefix="depth_perception_roslog_")
