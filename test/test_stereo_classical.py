@@ -142,6 +142,43 @@ def test_the_compiled_kernels_compute_what_the_numpy_sweep_computes():
                                   sc.left_right_consistent(S, i_slow, disparities, 1.0))
 
 
+def test_a_rectified_view_is_shifted_as_opencv_warps_it_and_the_kernels_agree_with_numpy():
+    import cv2
+
+    from depth_perception.geometry.plane_sweep import plane_homographies, plane_inverse_depths
+    from depth_perception.pipelines import stereo_classical as sc
+    from depth_perception.pipelines import sweep_kernels
+
+    rng = np.random.default_rng(4)
+    cam = PinholeCamera(41, 13, 30.0, 30.0, 20.0, 6.0)
+    src = rng.random((13, 41)).astype(np.float32)
+    gray = rng.random((13, 41)).astype(np.float32)
+    inv = plane_inverse_depths(0.5, 40.0, 9)  # disparities 0.4 .. 30 px: up to most of the row
+    homographies = plane_homographies(cam.K, cam.K, rectified_pose(0.5), 1.0 / inv)
+    disparities = (cam.fx * 0.5 * inv).astype(np.float32)
+    ones = np.ones_like(src)
+    pad = 3
+    warped_pad = np.empty((9, 13 + 2 * pad, 41 + 2 * pad), np.float32)
+    inside = np.empty((9, 13, 41), bool)
+    sweep_kernels.shift_planes(src, disparities, pad, warped_pad, inside)
+    for lvl, (H, d) in enumerate(zip(homographies, disparities)):
+        warped, seen = sc.shift_plane(src, d)
+        flags = cv2.WARP_INVERSE_MAP
+        opencv = cv2.warpPerspective(src, H, (41, 13), flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_REPLICATE)
+        opencv_seen = cv2.warpPerspective(ones, H, (41, 13), flags=cv2.INTER_NEAREST | flags, borderValue=0) > 0.5
+        np.testing.assert_array_equal(seen, opencv_seen)
+        np.testing.assert_allclose(warped, opencv, atol=1.0 / 32)  # OpenCV's fractions come in 1/32 px steps
+        np.testing.assert_array_equal(inside[lvl], seen)
+        np.testing.assert_array_equal(warped_pad[lvl], cv2.copyMakeBorder(warped, pad, pad, pad, pad, cv2.BORDER_REFLECT))
+    for neutral in (False, True):
+        fast_cfg, slow_cfg = ClassicalSweepConfig(), ClassicalSweepConfig(compiled=False)
+        fast = sc.plane_costs(sc._RefStats(gray, fast_cfg), src, None, fast_cfg, disparities, neutral)
+        slow = sc.plane_costs(sc._RefStats(gray, slow_cfg), src, None, slow_cfg, disparities, neutral)
+        np.testing.assert_array_equal(fast[1], slow[1])
+        np.testing.assert_allclose(fast[0], slow[0], rtol=1e-5, atol=1e-5)
+        assert (fast[0][~fast[1]] != sc._INVALID_COST).any() == neutral  # unseen planes made neutral, or not
+
+
 def test_the_compiled_sweep_gives_the_numpy_sweeps_depth():
     ref, src, gt, T = _pair([0.0, 0.0, 1.0], 9.0)
     fast, fast_conf, _ = ClassicalStereo(CFG).compute(ref, [(src, T)], CAM)

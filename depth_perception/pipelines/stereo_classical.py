@@ -128,12 +128,36 @@ class _RefStats:
         self.std = np.sqrt(np.maximum(_box(gray * gray, r) - self.mean**2, 0.0))
 
 
+def shift_plane(src_gray: np.ndarray, disparity: float) -> tuple[np.ndarray, np.ndarray]:
+    """The warp of a rectified right view onto one fronto-parallel plane: src(x - d, y), linear along the row,
+    neighbours clamped to the image (BORDER_REPLICATE), and where the view sees it (the nearest sample inside).
+    What `cv2.warpPerspective` does with that plane's homography, without its 1/32 px quantization.
+
+    With m = ceil(d) and f = m - d every pixel mixes src[x - m] and src[x - m + 1] by the same weights, so
+    `sweep_kernels.shift_planes` (all planes at once) runs along memory and gives the same numbers."""
+    h, w = src_gray.shape
+    m = int(np.ceil(np.float32(disparity)))
+    f = np.float32(m) - np.float32(disparity)
+    x0 = np.arange(w) - m
+    warped = (np.float32(1.0) - f) * src_gray[:, np.clip(x0, 0, w - 1)] + f * src_gray[:, np.clip(x0 + 1, 0, w - 1)]
+    first = int(np.ceil(np.float32(disparity) - np.float32(0.5)))  # nearest sample x - d + 1/2 rounded down
+    xs = np.arange(w)
+    inside = np.broadcast_to((xs >= first) & (xs < first + w), (h, w))
+    return warped.astype(np.float32), inside
+
+
 def plane_costs(
-    ref: _RefStats, src_gray: np.ndarray, homographies: np.ndarray, config: ClassicalSweepConfig
+    ref: _RefStats, src_gray: np.ndarray, homographies: np.ndarray | None, config: ClassicalSweepConfig,
+    disparities: np.ndarray | None = None, neutral_unseen: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Matching cost (H, W, L) in [0, 1] of one source view, and its validity (H, W, L) bool."""
+    """Matching cost (H, W, L) in [0, 1] of one source view, and its validity (H, W, L) bool.
+
+    The view is warped onto each plane by its homography, or, for a rectified right view, shifted along its
+    rows by each plane's disparity in pixels (`disparities`, L; `homographies` then unused): the same warp,
+    cheaper. With `neutral_unseen` a plane the view does not see takes the pixel's mean cost over the planes it
+    sees (what `ClassicalStereo` does with a single view), instead of the fixed invalid cost."""
     h, w = ref.gray.shape
-    L = len(homographies)
+    L = len(homographies) if disparities is None else len(disparities)
     cost = np.empty((h, w, L), np.float32)
     valid = np.empty((h, w, L), bool)
     ones = np.ones_like(src_gray)
@@ -145,18 +169,25 @@ def plane_costs(
         pad = max(config.census_radius, r)
         warped_pad = np.empty((L, h + 2 * pad, w + 2 * pad), np.float32)
         inside = np.empty((L, h, w), bool)
-        for idx, H in enumerate(homographies):
+        if disparities is not None:
+            sweep_kernels.shift_planes(src_gray, np.asarray(disparities, np.float32), pad, warped_pad, inside)
+        for idx, H in enumerate(homographies if disparities is None else ()):
             inside[idx] = cv2.warpPerspective(ones, H, (w, h), flags=flags_near, borderValue=0) > 0.5
             warped = cv2.warpPerspective(src_gray, H, (w, h), flags=flags_lin, borderMode=cv2.BORDER_REPLICATE)
             cv2.copyMakeBorder(warped, pad, pad, pad, pad, cv2.BORDER_REFLECT, dst=warped_pad[idx])
         ref_pad = cv2.copyMakeBorder(ref.gray, pad, pad, pad, pad, cv2.BORDER_REFLECT)
         sweep_kernels.plane_cost_volume(ref.census, ref_pad, ref.mean, ref.std, warped_pad, inside,
-                                        config.census_radius, r, cw, ref.bits, _INVALID_COST, cost, valid)
+                                        config.census_radius, r, cw, ref.bits, _INVALID_COST, neutral_unseen, cost,
+                                        valid)
         return cost, valid
-    for idx, H in enumerate(homographies):
-        inside = cv2.warpPerspective(ones, H, (w, h), flags=flags_near, borderValue=0) > 0.5
+    for idx in range(L):
+        if disparities is None:
+            H = homographies[idx]
+            inside = cv2.warpPerspective(ones, H, (w, h), flags=flags_near, borderValue=0) > 0.5
+            warped = cv2.warpPerspective(src_gray, H, (w, h), flags=flags_lin, borderMode=cv2.BORDER_REPLICATE)
+        else:
+            warped, inside = shift_plane(src_gray, float(disparities[idx]))
         c = np.zeros((h, w), np.float32)
-        warped = cv2.warpPerspective(src_gray, H, (w, h), flags=flags_lin, borderMode=cv2.BORDER_REPLICATE)
         if cw > 0:
             # Census of the warped image (not warped census codes): the cost then varies smoothly with
             # sub-pixel shifts, which the parabola refinement needs.
@@ -171,6 +202,10 @@ def plane_costs(
         c[~inside] = _INVALID_COST
         cost[:, :, idx] = c
         valid[:, :, idx] = inside
+    if neutral_unseen:
+        seen = valid.sum(2, keepdims=True)
+        mean_seen = np.where(valid, cost, 0.0).sum(2, keepdims=True) / np.maximum(seen, 1)
+        cost = np.where(valid, cost, np.where(seen > 0, mean_seen, _INVALID_COST)).astype(np.float32)
     return cost, valid
 
 
@@ -203,7 +238,7 @@ def semi_global_aggregate(cost: np.ndarray, gray: np.ndarray, config: ClassicalS
         return cost
     edge_gain = 20.0
     if _compiled(config):
-        total = np.zeros_like(cost)
+        total = np.empty_like(cost)  # sgm_rows writes every element
         sweep_kernels.sgm_rows(cost, gray, config.p1, config.p2, edge_gain, total)
         if config.paths == 4:
             sweep_kernels.sgm_columns(cost, gray, config.p1, config.p2, edge_gain, total)
@@ -268,17 +303,16 @@ def left_right_consistent(S: np.ndarray, index: np.ndarray, disparities: np.ndar
         right_idx = np.empty((h, w), np.float32)
         sweep_kernels.right_winners(S, np.asarray(disparities, np.float32), right_idx)
         return _back_check(right_idx, index, disparities, tolerance)
-    xs = np.arange(w, dtype=np.float32)
     St = np.ascontiguousarray(S.transpose(2, 0, 1))  # (L, H, W): one plane's slice is contiguous
     right = np.full((L, h, w), np.inf, np.float32)
-    for lvl, d in enumerate(disparities):
-        xl = xs + d
-        x0 = np.floor(xl).astype(np.int64)
-        f = (xl - x0).astype(np.float32)
+    for lvl, d in enumerate(np.asarray(disparities, np.float32)):
+        n = int(np.floor(d))  # x + d lies between x + n and x + n + 1, at the same fraction for every x
+        f = d - np.float32(n)
+        x0 = np.arange(w) + n
         ok = (x0 >= 0) & (x0 + 1 < w)
         x0c = np.clip(x0, 0, w - 2)
         sl = St[lvl]
-        vals = sl[:, x0c] * (1 - f) + sl[:, x0c + 1] * f
+        vals = sl[:, x0c] * (np.float32(1.0) - f) + sl[:, x0c + 1] * f
         right[lvl][:, ok] = vals[:, ok]
     return _back_check(np.argmin(right, axis=0).astype(np.float32), index, disparities, tolerance)
 
@@ -323,11 +357,16 @@ class ClassicalStereo:
         self.compute(image, [(np.roll(image, -2, axis=1), rectified_pose(baseline))], camera)
 
     def _source(self, ref: _RefStats, image: np.ndarray, T_src_ref: np.ndarray, camera: PinholeCamera,
-                inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                inv: np.ndarray, neutral_unseen: bool = False) -> tuple[np.ndarray, np.ndarray]:
         src = to_gray(image)
         if src.shape != ref.gray.shape:
             raise ValueError(f"source image {src.shape} does not match the reference {ref.gray.shape}")
-        return plane_costs(ref, src, plane_homographies(camera.K, camera.K, T_src_ref, 1.0 / inv), self.config)
+        baseline = rectified_baseline(T_src_ref)
+        if baseline is not None:  # a rectified right view: each plane is a shift along the rows
+            disparities = (camera.fx * baseline * inv).astype(np.float32)
+            return plane_costs(ref, src, None, self.config, disparities=disparities, neutral_unseen=neutral_unseen)
+        homographies = plane_homographies(camera.K, camera.K, T_src_ref, 1.0 / inv)
+        return plane_costs(ref, src, homographies, self.config, neutral_unseen=neutral_unseen)
 
     def _views(self, ref: _RefStats, views: Sequence[tuple[np.ndarray, np.ndarray]], camera: PinholeCamera,
                inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -348,10 +387,9 @@ class ClassicalStereo:
 
     def _one_view(self, ref: _RefStats, view: tuple[np.ndarray, np.ndarray], camera: PinholeCamera,
                   inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`_views` for a single view, in place by the compiled kernel (no passes over the volume in numpy)."""
-        cost, valid = self._source(ref, view[0], view[1], camera, inv)
-        sweep_kernels.fill_unseen(cost, valid, _INVALID_COST)
-        return cost, valid
+        """`_views` for a single view, made neutral by the compiled cost kernel (no passes over the volume in
+        numpy)."""
+        return self._source(ref, view[0], view[1], camera, inv, neutral_unseen=True)
 
     def compute(
         self,

@@ -86,7 +86,7 @@ def _census_row_3x3(a, yc, p, w, code):
 
 @_njit(parallel=True)
 def plane_cost_volume(ref_census, ref_pad, ref_mean, ref_std, warped_pad, inside, census_radius, zncc_radius,
-                      census_weight, bits, invalid_cost, cost, valid):
+                      census_weight, bits, invalid_cost, neutral_unseen, cost, valid):
     """The matching cost of every plane at once: cost[y, x, l] = w * Hamming(ref census, census of warped plane l)
     / bits + (1 - w) * (1 - ZNCC) / 2, `invalid_cost` where plane l's warp leaves the source image.
 
@@ -94,7 +94,10 @@ def plane_cost_volume(ref_census, ref_pad, ref_mean, ref_std, warped_pad, inside
     reflect-padded by p = max(census_radius, zncc_radius) (OpenCV's BORDER_REFLECT, as the numpy code's box
     filters). Everything runs a row at a time over whole rows without branches, so the compiler vectorizes it:
     the census with its window unrolled, the ZNCC window's sums (warped, warped^2, reference x warped) down the
-    window's rows and then along the row."""
+    window's rows and then along the row. With `neutral_unseen` a plane the view does not see takes the pixel's
+    mean cost over the planes it does see (`_neutral`, what the multi-view code does; here without a second pass
+    over the volume). Rows go in a few bands, one band per iteration of the parallel loop, so the row buffers are
+    allocated once a band."""
     L, h, w = inside.shape
     p = max(census_radius, zncc_radius)
     cr, zr = census_radius, zncc_radius
@@ -104,7 +107,8 @@ def plane_cost_volume(ref_census, ref_pad, ref_mean, ref_std, warped_pad, inside
     cs = np.float32(census_weight / bits)
     zw = np.float32((1.0 - census_weight) * 0.5)
     wide = w + 2 * zr
-    for y in prange(h):
+    bands = min(h, 8)
+    for band in prange(bands):
         code = np.empty(w, np.uint32)
         row = np.empty(w, np.float32)
         col_w = np.empty(wide, np.float32)
@@ -115,85 +119,127 @@ def plane_cost_volume(ref_census, ref_pad, ref_mean, ref_std, warped_pad, inside
         box_rw = np.empty(w, np.float32)
         plane_rows = np.empty((L, w), np.float32)
         seen_rows = np.empty((L, w), np.bool_)
-        for lvl in range(L):
-            wp = warped_pad[lvl]
-            row[:] = 0.0
-            if cw > 0:
-                if cr == 2:
-                    _census_row_5x5(wp, y + p, p, w, code)
-                else:
-                    _census_row_3x3(wp, y + p, p, w, code)
-                ref = ref_census[y]
-                for xi in range(w):
-                    x = np.uint64(xi)
-                    row[x] += cs * np.float32(_popcount32(ref[x] ^ code[x]))
-            if cw < 1:
-                x0 = p - zr
-                col_w[:] = 0.0
-                col_ww[:] = 0.0
-                col_rw[:] = 0.0
-                for dy in range(-zr, zr + 1):
-                    wr = wp[y + p + dy, x0: x0 + wide]
-                    rr = ref_pad[y + p + dy, x0: x0 + wide]
-                    for xi in range(wide):
-                        x = np.uint64(xi)
-                        v = wr[x]
-                        col_w[x] += v
-                        col_ww[x] += v * v
-                        col_rw[x] += rr[x] * v
-                box_w[:] = 0.0  # the window's sums along the row: k taps, no carried dependency
-                box_ww[:] = 0.0
-                box_rw[:] = 0.0
-                for ji in range(k):
-                    j = np.uint64(ji)
+        for y in range(band * h // bands, (band + 1) * h // bands):
+            for lvl in range(L):
+                wp = warped_pad[lvl]
+                row[:] = 0.0
+                if cw > 0:
+                    if cr == 2:
+                        _census_row_5x5(wp, y + p, p, w, code)
+                    else:
+                        _census_row_3x3(wp, y + p, p, w, code)
+                    ref = ref_census[y]
                     for xi in range(w):
                         x = np.uint64(xi)
-                        box_w[x] += col_w[x + j]
-                        box_ww[x] += col_ww[x + j]
-                        box_rw[x] += col_rw[x + j]
-                rm, rs = ref_mean[y], ref_std[y]
+                        row[x] += cs * np.float32(_popcount32(ref[x] ^ code[x]))
+                if cw < 1:
+                    x0 = p - zr
+                    col_w[:] = 0.0
+                    col_ww[:] = 0.0
+                    col_rw[:] = 0.0
+                    for dy in range(-zr, zr + 1):
+                        wr = wp[y + p + dy, x0: x0 + wide]
+                        rr = ref_pad[y + p + dy, x0: x0 + wide]
+                        for xi in range(wide):
+                            x = np.uint64(xi)
+                            v = wr[x]
+                            col_w[x] += v
+                            col_ww[x] += v * v
+                            col_rw[x] += rr[x] * v
+                    box_w[:] = 0.0  # the window's sums along the row: k taps, no carried dependency
+                    box_ww[:] = 0.0
+                    box_rw[:] = 0.0
+                    for ji in range(k):
+                        j = np.uint64(ji)
+                        for xi in range(w):
+                            x = np.uint64(xi)
+                            box_w[x] += col_w[x + j]
+                            box_ww[x] += col_ww[x + j]
+                            box_rw[x] += col_rw[x + j]
+                    rm, rs = ref_mean[y], ref_std[y]
+                    for xi in range(w):
+                        x = np.uint64(xi)
+                        mw = box_w[x] * norm
+                        sd = np.sqrt(max(box_ww[x] * norm - mw * mw, np.float32(0.0)))
+                        zncc = (box_rw[x] * norm - rm[x] * mw) / (rs[x] * sd + np.float32(1e-4))
+                        row[x] += zw * min(max(np.float32(1.0) - zncc, np.float32(0.0)), np.float32(2.0))
+                seen = inside[lvl, y]
+                pr, sr = plane_rows[lvl], seen_rows[lvl]
                 for xi in range(w):
                     x = np.uint64(xi)
-                    mw = box_w[x] * norm
-                    sd = np.sqrt(max(box_ww[x] * norm - mw * mw, np.float32(0.0)))
-                    zncc = (box_rw[x] * norm - rm[x] * mw) / (rs[x] * sd + np.float32(1e-4))
-                    row[x] += zw * min(max(np.float32(1.0) - zncc, np.float32(0.0)), np.float32(2.0))
-            seen = inside[lvl, y]
-            pr, sr = plane_rows[lvl], seen_rows[lvl]
+                    pr[x] = row[x] if seen[x] else np.float32(invalid_cost)
+                    sr[x] = seen[x]
+            # into the (H, W, L) volume a whole row at a time: writing each plane straight into it would scatter
+            # stores L apart, which costs more than computing the costs
+            cy, vy = cost[y], valid[y]
             for xi in range(w):
                 x = np.uint64(xi)
-                pr[x] = row[x] if seen[x] else np.float32(invalid_cost)
-                sr[x] = seen[x]
-        # into the (H, W, L) volume a whole row at a time: writing each plane straight into it would scatter
-        # stores L apart, which costs more than computing the costs
-        cy, vy = cost[y], valid[y]
-        for xi in range(w):
-            x = np.uint64(xi)
-            for li in range(L):
-                lvl = np.uint64(li)
-                cy[x, lvl] = plane_rows[lvl, x]
-                vy[x, lvl] = seen_rows[lvl, x]
+                for li in range(L):
+                    lvl = np.uint64(li)
+                    cy[x, lvl] = plane_rows[lvl, x]
+                    vy[x, lvl] = seen_rows[lvl, x]
+                if neutral_unseen:
+                    _neutral(cy[x], vy[x], invalid_cost)
+
+
+@_njit()
+def _reflect(i, n):
+    """OpenCV's BORDER_REFLECT index (fedcba|abcdefgh|hgfedcb) for -n <= i < 2n."""
+    return -i - 1 if i < 0 else (2 * n - 1 - i if i >= n else i)
 
 
 @_njit(parallel=True)
-def fill_unseen(cost, valid, invalid_cost):
-    """One view's cost volume made neutral where the view does not see a plane: such a plane takes the pixel's
-    mean cost over the planes it does see (`invalid_cost` where it sees none), as the multi-view code does."""
-    h, w, L = cost.shape
-    for y in prange(h):
-        for x in range(w):
-            total = np.float32(0.0)
-            n = 0
-            for d in range(L):
-                if valid[y, x, d]:
-                    total += cost[y, x, d]
-                    n += 1
-            if n == L:
-                continue
-            fill = total / np.float32(n) if n > 0 else np.float32(invalid_cost)
-            for d in range(L):
-                if not valid[y, x, d]:
-                    cost[y, x, d] = fill
+def shift_planes(src, disparities, pad, warped_pad, inside):
+    """`stereo_classical.shift_plane` for every plane at once, straight into the cost kernel's layout:
+    warped_pad (L, H + 2 pad, W + 2 pad) the shifted source reflect-padded (OpenCV's BORDER_REFLECT) and
+    inside (L, H, W). One row of one plane per iteration, in parallel; inside the image's columns the two
+    neighbours are consecutive reads, so the loop vectorizes."""
+    h, w = src.shape
+    L = disparities.shape[0]
+    hp = h + 2 * pad
+    for i in prange(L * hp):
+        lvl, yp = i // hp, i % hp
+        row, out = src[_reflect(yp - pad, h)], warped_pad[lvl, yp]
+        d = disparities[lvl]
+        m = int(np.ceil(d))
+        f = np.float32(m) - d
+        a = np.float32(1.0) - f
+        lo, hi = min(max(m, 0), w), max(min(w - 1 + m, w), 0)  # x - m and x - m + 1 both inside for lo <= x < hi
+        for x in range(lo):
+            out[pad + x] = a * row[min(max(x - m, 0), w - 1)] + f * row[min(max(x - m + 1, 0), w - 1)]
+        for x in range(max(hi, lo), w):
+            out[pad + x] = a * row[min(max(x - m, 0), w - 1)] + f * row[min(max(x - m + 1, 0), w - 1)]
+        for xi in range(lo, hi):
+            x = np.uint64(xi)
+            k = np.uint64(xi - m)
+            out[np.uint64(pad) + x] = a * row[k] + f * row[k + np.uint64(1)]
+        for j in range(pad):  # the reflected columns
+            out[pad - 1 - j] = out[pad + j]
+            out[pad + w + j] = out[pad + w - 1 - j]
+        if pad <= yp < pad + h:  # the nearest sample x - d + 1/2 rounded down inside: first <= x < first + w
+            first = int(np.ceil(d - np.float32(0.5)))
+            seen = inside[lvl, yp - pad]
+            seen[:] = False
+            seen[min(max(first, 0), w): min(max(first + w, 0), w)] = True
+
+
+@_njit()
+def _neutral(c, v, invalid_cost):
+    """One pixel's costs c (L) made neutral where v (L) says the view does not see the plane: the mean cost over
+    the planes it does see (`invalid_cost` where it sees none), as the multi-view code does."""
+    L = c.shape[0]
+    total = np.float32(0.0)
+    n = 0
+    for d in range(L):
+        if v[d]:
+            total += c[d]
+            n += 1
+    if n == L:
+        return
+    fill = total / np.float32(n) if n > 0 else np.float32(invalid_cost)
+    for d in range(L):
+        if not v[d]:
+            c[d] = fill
 
 
 @_njit()
@@ -222,8 +268,9 @@ def _add(out, values):
 
 @_njit(parallel=True)
 def sgm_rows(C, gray, p1, p2, edge_gain, out):
-    """out += the left->right and right->left SGM paths of C (H, W, L); P2 shrinks to max(p2 / (1 + g), p1)
-    across an intensity step g = edge_gain * |gray step| into the pixel along the path."""
+    """out = the sum of the left->right and right->left SGM paths of C (H, W, L) (out's contents are not read);
+    P2 shrinks to max(p2 / (1 + g), p1) across an intensity step g = edge_gain * |gray step| into the pixel
+    along the path."""
     h, w, L = C.shape
     p1f = np.float32(p1)
     for y in prange(h):
@@ -231,12 +278,12 @@ def sgm_rows(C, gray, p1, p2, edge_gain, out):
         b = np.empty(L, np.float32)
         for d in range(L):
             a[d] = C[y, 0, d]
-            out[y, 0, d] += a[d]
+            out[y, 0, d] = a[d]
         for x in range(1, w):
             g = np.float32(abs(gray[y, x] - gray[y, x - 1]) * np.float32(edge_gain))
             jump = max(np.float32(p2) / (np.float32(1.0) + g), p1f)
             _path_step(C[y, x], a, b, p1f, jump)
-            _add(out[y, x], b)
+            out[y, x] = b
             a, b = b, a
         for d in range(L):
             a[d] = C[y, w - 1, d]
@@ -251,31 +298,44 @@ def sgm_rows(C, gray, p1, p2, edge_gain, out):
 
 # sgm_columns repeats sgm_rows with the axes swapped on purpose: one kernel taking the direction as an argument,
 # or sgm_rows on a transposed view, measured 35-100% slower (index arithmetic and strided access in the hot loop).
+_COLUMN_BLOCK = 16  # columns walked down together: their costs at one row are adjacent in memory
+
+
 @_njit(parallel=True)
 def sgm_columns(C, gray, p1, p2, edge_gain, out):
-    """out += the top->bottom and bottom->top SGM paths of C (H, W, L) (as `sgm_rows`, down the columns)."""
+    """out += the top->bottom and bottom->top SGM paths of C (H, W, L) (as `sgm_rows`, down the columns).
+    A block of adjacent columns steps down together, so each row's reads are one run of memory."""
     h, w, L = C.shape
     p1f = np.float32(p1)
-    for x in prange(w):
-        a = np.empty(L, np.float32)
-        b = np.empty(L, np.float32)
-        for d in range(L):
-            a[d] = C[0, x, d]
-            out[0, x, d] += a[d]
+    B = _COLUMN_BLOCK
+    for block in prange((w + B - 1) // B):
+        x0 = block * B
+        n = min(B, w - x0)
+        a = np.empty((B, L), np.float32)
+        b = np.empty((B, L), np.float32)
+        for j in range(n):
+            for d in range(L):
+                a[j, d] = C[0, x0 + j, d]
+                out[0, x0 + j, d] += a[j, d]
         for y in range(1, h):
-            g = np.float32(abs(gray[y, x] - gray[y - 1, x]) * np.float32(edge_gain))
-            jump = max(np.float32(p2) / (np.float32(1.0) + g), p1f)
-            _path_step(C[y, x], a, b, p1f, jump)
-            _add(out[y, x], b)
+            for j in range(n):
+                x = x0 + j
+                g = np.float32(abs(gray[y, x] - gray[y - 1, x]) * np.float32(edge_gain))
+                jump = max(np.float32(p2) / (np.float32(1.0) + g), p1f)
+                _path_step(C[y, x], a[j], b[j], p1f, jump)
+                _add(out[y, x], b[j])
             a, b = b, a
-        for d in range(L):
-            a[d] = C[h - 1, x, d]
-            out[h - 1, x, d] += a[d]
+        for j in range(n):
+            for d in range(L):
+                a[j, d] = C[h - 1, x0 + j, d]
+                out[h - 1, x0 + j, d] += a[j, d]
         for y in range(h - 2, -1, -1):
-            g = np.float32(abs(gray[y + 1, x] - gray[y, x]) * np.float32(edge_gain))
-            jump = max(np.float32(p2) / (np.float32(1.0) + g), p1f)
-            _path_step(C[y, x], a, b, p1f, jump)
-            _add(out[y, x], b)
+            for j in range(n):
+                x = x0 + j
+                g = np.float32(abs(gray[y + 1, x] - gray[y, x]) * np.float32(edge_gain))
+                jump = max(np.float32(p2) / (np.float32(1.0) + g), p1f)
+                _path_step(C[y, x], a[j], b[j], p1f, jump)
+                _add(out[y, x], b[j])
             a, b = b, a
 
 
@@ -318,28 +378,33 @@ def winner_take_all(S, index, confidence):
 def right_winners(S, disparities, right_index):
     """The right view's winning plane at each right pixel x: argmin over planes l of the left volume at
     x + d_l, linearly interpolated along the row (inf where x + d_l leaves the image). Plane by plane over the
-    whole row, so the row's pixels run side by side."""
+    whole row (first turned plane-major), so the row's pixels run side by side with consecutive reads."""
     h, w, L = S.shape
     for y in prange(h):
         best = np.full(w, np.inf, np.float32)
         winner = np.zeros(w, np.float32)
         sy = S[y]
+        planes = np.empty((L, w), np.float32)  # the row plane by plane: the reads below then run along memory
+        for xi in range(w):
+            for lvl in range(L):
+                planes[lvl, xi] = sy[xi, lvl]
         for lvl in range(L):
             d = disparities[lvl]
-            for xi in range(w):
-                xl = np.float32(xi) + d
-                x0 = np.floor(xl)
-                if x0 < 0 or x0 + 1 >= w:
-                    continue
-                f = xl - x0
-                k = np.uint64(x0)
-                v = sy[k, lvl] * (np.float32(1.0) - f) + sy[k + np.uint64(1), lvl] * f
-                if v < best[xi]:
-                    best[xi] = v
-                    winner[xi] = lvl
+            n = int(np.floor(d))  # x + d lies between x + n and x + n + 1, at the same fraction for every x
+            f = d - np.float32(n)
+            a = np.float32(1.0) - f
+            pl = planes[lvl]
+            for xi in range(max(-n, 0), max(w - 1 - n, 0)):  # x + n and x + n + 1 inside the row
+                x = np.uint64(xi)
+                k = np.uint64(xi + n)
+                v = pl[k] * a + pl[k + np.uint64(1)] * f
+                better = v < best[x]
+                best[x] = v if better else best[x]
+                winner[x] = np.float32(lvl) if better else winner[x]
         right_index[y] = winner
 
 
 __all__ = [
-    "AVAILABLE", "fill_unseen", "plane_cost_volume", "right_winners", "sgm_columns", "sgm_rows", "winner_take_all",
+    "AVAILABLE", "plane_cost_volume", "right_winners", "sgm_columns", "sgm_rows", "shift_planes",
+    "winner_take_all",
 ]
