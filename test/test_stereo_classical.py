@@ -161,7 +161,7 @@ def test_a_rectified_view_is_shifted_as_opencv_warps_it_and_the_kernels_agree_wi
     warped_pad = np.empty((9, 13 + 2 * pad, 41 + 2 * pad), np.float32)
     inside = np.empty((9, 13, 41), bool)
     sweep_kernels.shift_planes(src, disparities, pad, warped_pad, inside)
-    for lvl, (H, d) in enumerate(zip(homographies, disparities)):
+    for lvl, (H, d) in enumerate(zip(homographies, disparities, strict=True)):
         warped, seen = sc.shift_plane(src, d)
         flags = cv2.WARP_INVERSE_MAP
         opencv = cv2.warpPerspective(src, H, (41, 13), flags=cv2.INTER_LINEAR | flags, borderMode=cv2.BORDER_REPLICATE)
@@ -169,7 +169,8 @@ def test_a_rectified_view_is_shifted_as_opencv_warps_it_and_the_kernels_agree_wi
         np.testing.assert_array_equal(seen, opencv_seen)
         np.testing.assert_allclose(warped, opencv, atol=1.0 / 32)  # OpenCV's fractions come in 1/32 px steps
         np.testing.assert_array_equal(inside[lvl], seen)
-        np.testing.assert_array_equal(warped_pad[lvl], cv2.copyMakeBorder(warped, pad, pad, pad, pad, cv2.BORDER_REFLECT))
+        padded = cv2.copyMakeBorder(warped, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+        np.testing.assert_array_equal(warped_pad[lvl], padded)
     for neutral in (False, True):
         fast_cfg, slow_cfg = ClassicalSweepConfig(), ClassicalSweepConfig(compiled=False)
         fast = sc.plane_costs(sc._RefStats(gray, fast_cfg), src, None, fast_cfg, disparities, neutral)
