@@ -111,9 +111,9 @@ def test_the_shipped_stereo_engine_beats_sgbm_and_the_classical_sweep_on_the_rea
     errors. Measured: bad-3 0.45x SGBM's and half the classical sweep's (it is dense; the sweep leaves 16% holes),
     AbsRel 0.93x SGBM's (the issue's 0.7x is not reached). The DPSNet engine shipped before scored 0.571 (2.6x
     SGBM); a squashed input, a lost prior or a calibration error fails here."""
-    from depth_perception.pipelines.stereo import default_engine_path
+    from depth_perception.engines import default_engine_path
 
-    engine = default_engine_path()
+    engine = default_engine_path("stereo")
     assert engine is not None, "the shipped stereo engine is missing"
     report = evaluate_stereo_scene(scene, ["classical", str(engine)], device="cpu")
     rows = report["methods"]
@@ -121,3 +121,23 @@ def test_the_shipped_stereo_engine_beats_sgbm_and_the_classical_sweep_on_the_rea
     assert learned["bad3"] < 0.6 * sgbm["bad3"] and learned["bad3"] < 0.7 * classical["bad3"], rows
     assert learned["abs_rel"] < 1.1 * classical["abs_rel"] and learned["abs_rel"] < sgbm["abs_rel"], rows
     assert learned["density"] == 1.0
+
+
+def test_the_cpu_sized_stereo_engine_beats_sgbm_by_30_percent_on_the_real_scene_and_auto_takes_it_without_a_gpu(
+        scene):
+    """stereo_cpu: the same network at 320x96, run on a sweep at half size (issue 19's CPU variant). Measured on
+    Motorcycle: bad-3 0.56x SGBM's (the issue asks at most 0.7x), AbsRel 1.13x SGBM's (coarser: half the pixels).
+    `engine: auto` runs it where no GPU is, and the full-size engine where one is."""
+    from depth_perception.engines import default_engine_path as shipped
+    from depth_perception.engines import gpu_available
+    from depth_perception.pipelines.stereo import default_engine_path
+
+    engine = shipped("stereo", "cpu")
+    assert engine is not None, "the shipped CPU stereo engine is missing"
+    assert default_engine_path("cpu") == engine and default_engine_path("cuda") == shipped("stereo")
+    assert default_engine_path("auto") == (shipped("stereo") if gpu_available() else engine)
+    report = evaluate_stereo_scene(scene, ["classical", str(engine)], device="cpu")
+    rows = report["methods"]
+    learned, sgbm, classical = rows[f"learned:{engine.name}"], rows["sgbm"], rows["classical"]
+    assert learned["bad3"] < 0.7 * sgbm["bad3"] and learned["bad3"] < 0.8 * classical["bad3"], rows
+    assert learned["abs_rel"] < 1.3 * sgbm["abs_rel"] and learned["density"] == 1.0, rows

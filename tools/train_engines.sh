@@ -62,7 +62,7 @@ mkdir -p "$out/data/objects"
 log "world: $(find "$out/data" -name '*.png' -path '*image_02/data/*' | wc -l) left images"
 
 log "2/4 training the engines at once, $minutes min each"
-rm -f "$out"/engines/*_default.* "$out"/engines/stereo_dpsnet.* "$out"/eval/*.json  # a run that fails must not leave an older engine to be packed
+rm -f "$out"/engines/*_default.* "$out"/engines/stereo_dpsnet.* "$out"/engines/stereo_cpu.* "$out"/eval/*.json  # a run that fails must not leave an older engine to be packed
 common=(--device "$DEVICE" --workers "$workers" --log-every 50 --ckpt-every 500 --height "$HEIGHT" --width "$WIDTH")
 (dp train mono --data "$out/data/train" --out "$out/runs/mono" --mode mono+stereo --arch narrow \
    --steps "$MONO_STEPS" --batch-size 12 --lr 2e-4 --max-minutes "$minutes" "${common[@]}" \
@@ -83,11 +83,13 @@ common=(--device "$DEVICE" --workers "$workers" --log-every 50 --ckpt-every 500 
 (dp train stereo --model refine --correct holes --loss log --data "$out/data/train" --out "$out/runs/stereo" \
    --frame-step 4 --steps "$REFINE_STEPS" --batch-size 4 --lr 1e-3 --max-minutes "$minutes" "${common[@]}" \
    --height 64 && \
- dp export "$out/runs/stereo" --out "$out/engines/stereo_default.onnx" --height "$HEIGHT" --width "$WIDTH"
- echo "stereo exit $?") >"$out/logs/stereo.log" 2>&1 &
+ dp export "$out/runs/stereo" --out "$out/engines/stereo_default.onnx" --height "$HEIGHT" --width "$WIDTH" && \
+ dp export "$out/runs/stereo" --out "$out/engines/stereo_cpu.onnx" --height $((HEIGHT / 2)) --width $((WIDTH / 2))
+ echo "stereo exit $?") >"$out/logs/stereo.log" 2>&1 &  # stereo_cpu: the same network at half size, for CPUs
 wait
 [ -f "$out/engines/stereo_default.onnx" ] && dp eval stereo --data "$out/data/eval" --engine classical \
-  "$out/engines/stereo_default.onnx" $([ -f "$out/engines/stereo_dpsnet.onnx" ] && echo "$out/engines/stereo_dpsnet.onnx") \
+  "$out/engines/stereo_default.onnx" $([ -f "$out/engines/stereo_cpu.onnx" ] && echo "$out/engines/stereo_cpu.onnx") \
+  $([ -f "$out/engines/stereo_dpsnet.onnx" ] && echo "$out/engines/stereo_dpsnet.onnx") \
   --max-frames 20 --json "$out/eval/stereo.json" >>"$out/logs/stereo.log" 2>&1
 log "3/4 scoring"
 for kind in mono completion; do  # a run that died (say, a non-finite loss) is exported from its last checkpoint
@@ -115,6 +117,7 @@ for kind in stereo completion; do
   pack "$kind" "engines/${kind}_default".{onnx,json,safetensors} "eval/$kind.json" "runs/$kind/scalars.jsonl" \
     "runs/$kind/checkpoint.json"
 done
+pack stereo_cpu engines/stereo_cpu.{onnx,json,safetensors}
 pack stereo_dpsnet engines/stereo_dpsnet.{onnx,json,safetensors} runs/stereo_dpsnet/scalars.jsonl \
   runs/stereo1/scalars.jsonl
 tar -C "$out" -czf "$PACK_DIR/logs.tar.gz" logs

@@ -22,7 +22,7 @@ from ..kinds import BACKENDS  # the one list of backends
 from .spec import FORMAT, Engine, EngineError, EngineSpec, read_sidecar, sha256_file, sidecar_path, verify_sha256
 
 __all__ = [
-    "FORMAT", "Engine", "EngineError", "EngineSpec", "BACKENDS", "available_backends", "default_engine_path",
+    "FORMAT", "Engine", "EngineError", "EngineSpec", "BACKENDS", "available_backends", "default_engine_path", "gpu_available",
     "load_engine", "plans_beside", "read_sidecar", "sha256_file", "sidecar_path", "verify_sha256",
 ]
 
@@ -62,10 +62,11 @@ def available_backends() -> list[str]:
     return out
 
 
-def default_engine_path(kind: str) -> Path | None:
-    """The shipped `<kind>_default.onnx` (with its .json): $DEPTH_PERCEPTION_ENGINES, the source tree's engines/,
-    then share/depth_perception/engines of a ROS install; None when none is there."""
-    name = f"{kind}_default.onnx"
+def default_engine_path(kind: str, variant: str = "default") -> Path | None:
+    """The shipped `<kind>_<variant>.onnx` (with its .json; variant "default", or "cpu" for the stereo engine sized
+    for a CPU): $DEPTH_PERCEPTION_ENGINES, the source tree's engines/, then share/depth_perception/engines of a
+    ROS install; None when none is there."""
+    name = f"{kind}_{variant}.onnx"
     candidates = []
     if os.environ.get("DEPTH_PERCEPTION_ENGINES"):
         candidates.append(Path(os.environ["DEPTH_PERCEPTION_ENGINES"]) / name)
@@ -152,6 +153,13 @@ def _torch_cuda() -> bool:
     from .backends.torch_backend import cuda_available
 
     return cuda_available()
+
+
+def gpu_available() -> bool:
+    """Whether a learned engine could run on a GPU here: ONNX Runtime's CUDA provider, or torch with CUDA."""
+    from .backends.ort_backend import has_cuda
+
+    return has_cuda() or (_importable("torch") and _torch_cuda())
 
 
 CPU_PREFERENCE_MARGIN = 1.1  # torch must have been measured this much faster than onnxruntime to be preferred

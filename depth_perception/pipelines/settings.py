@@ -62,7 +62,8 @@ def check_settings(config: Any) -> None:
 class EngineSettings:
     """The fields every depth pipeline config starts with (its engine and where it runs), written once."""
 
-    engine: str = setting("auto", "depth engine: 'auto' (the shipped default engine), 'classical' where the node has "
+    engine: str = setting("auto", "depth engine: 'auto' (the shipped default engine; stereo on a machine without a "
+                          "GPU takes the CPU-sized one, stereo_cpu, where shipped), 'classical' where the node has "
                           "one, an engine artifact path (.onnx / .engine / .plan with its .json sidecar) or a "
                           "training checkpoint folder; a new value is loaded in the background and swapped in when "
                           "ready")
