@@ -22,8 +22,8 @@ from ..kinds import BACKENDS  # the one list of backends
 from .spec import FORMAT, Engine, EngineError, EngineSpec, read_sidecar, sha256_file, sidecar_path, verify_sha256
 
 __all__ = [
-    "FORMAT", "Engine", "EngineError", "EngineSpec", "BACKENDS", "available_backends", "default_engine_path", "gpu_available",
-    "load_engine", "plans_beside", "read_sidecar", "sha256_file", "sidecar_path", "verify_sha256",
+    "FORMAT", "Engine", "EngineError", "EngineSpec", "BACKENDS", "available_backends", "default_engine_path",
+    "gpu_available", "load_engine", "plans_beside", "read_sidecar", "sha256_file", "sidecar_path", "verify_sha256",
 ]
 
 log = logging.getLogger(__name__)
