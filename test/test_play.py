@@ -170,7 +170,7 @@ def test_loop_replays_until_stopped_from_a_given_node(bags, context):
     node = rclpy.create_node("host", context=context)
     before = len(list(node.publishers))
     stop = threading.Event()
-    timer = threading.Timer(0.6, stop.set)
+    timer = threading.Timer(2.0, stop.set)  # loops take a fraction of it; a loaded machine needs the rest
     timer.start()
     stats = replay_bag(node, bags["mcap"], rate=10.0, loop=True, stop_event=stop)
     timer.join()
