@@ -189,6 +189,19 @@ def test_a_prior_engine_corrects_the_in_fill_at_the_cameras_own_resolution(tmp_p
         CompletionPipeline(CompletionPipelineConfig(engine=str(onnx), **cfg))
 
 
+def test_an_untrained_guided_prior_engine_returns_the_colour_guided_in_fill_at_the_cameras_pixels(tmp_path):
+    from depth_perception.geometry.infill import guided_prior
+
+    cam = PinholeCamera(60, 80, 70.0, 70.0, 29.5, 39.5)
+    image, _, points = plane_scene(cam, density=0.1)
+    ckpt = save_checkpoint_engine(tmp_path / "ckpt", height=32, width=64, prior="guided")
+    pipe = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0))
+    assert pipe.prior == "guided"
+    result = pipe.process(image, cam, points)
+    sparse = pipe.sparse_from_points(points, cam)
+    np.testing.assert_allclose(result.depth, guided_prior(image, sparse), rtol=1e-5)
+
+
 def test_a_camera_of_another_aspect_runs_as_tiles_and_an_untrained_prior_engine_still_returns_its_in_fill(tmp_path):
     from depth_perception.geometry.infill import ipbasic_prior
 

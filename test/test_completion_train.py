@@ -201,6 +201,20 @@ def test_the_prior_variant_learns_to_beat_its_in_fill(drives):
     assert max(gain[-2:]) < 0.85  # ... and learns to improve on it
 
 
+def test_a_guided_prior_sample_holds_the_colour_guided_in_fill_of_its_own_crop(drives):
+    from depth_perception.geometry.infill import guided_prior
+    from depth_perception.training.completion_data import CompletionDriveDataset
+
+    data = CompletionDriveDataset([drives[0]], crop_height=32, crop_width=64, top_crop=8, max_depth=40.0,
+                                  augment=False, prior="guided")
+    sample = data[0]
+    image = sample["image"].numpy().transpose(1, 2, 0)
+    expected = guided_prior(image, sample["sparse_depth"][0].numpy())
+    np.testing.assert_allclose(sample["prior_depth"][0].numpy(), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="prior must be one of"):
+        CompletionDriveDataset([drives[0]], crop_height=32, crop_width=64, prior="nearest")
+
+
 def test_a_warm_start_copies_what_matches_and_names_what_it_left(tmp_path):
     from depth_perception.models.registry import build_model
     from depth_perception.training.checkpoint import save_checkpoint, warm_start

@@ -49,3 +49,45 @@ def test_confidence_is_one_on_measurements_and_falls_with_distance():
     sparse[10, 10] = 4.0
     conf = distance_confidence(sparse)
     assert conf[10, 10] == pytest.approx(1.0) and conf[10, 14] < conf[10, 12] < 1.0
+
+
+# ----------------------------------------------------------------------------------- the colour-guided in-fill
+
+
+def _two_regions(h=40, w=80):
+    """A dark left half 5 m away and a bright right half 20 m away, measured at a sparse grid of pixels."""
+    image = np.zeros((h, w, 3), np.uint8)
+    image[:, w // 2:] = 200
+    depth = np.where(np.arange(w)[None, :] < w // 2, 5.0, 20.0).repeat(h, 0).astype(np.float32)
+    sparse = np.zeros_like(depth)
+    sparse[2::6, 3::9] = depth[2::6, 3::9]
+    return image, depth, sparse
+
+
+def test_the_guided_fill_keeps_measurements_follows_colour_edges_and_scales_with_depth():
+    from depth_perception.geometry.infill import guided_fill, guided_prior, ipbasic_prior
+
+    image, depth, sparse = _two_regions()
+    filled = guided_fill(image, sparse, ipbasic_prior(sparse))
+    measured = sparse > 0
+    np.testing.assert_array_equal(filled[measured], sparse[measured])
+    # across the colour edge nothing leaks: each half stays at its own depth up to the edge
+    np.testing.assert_allclose(filled, depth, rtol=0.02)
+    blind = guided_fill(np.zeros_like(image), sparse, ipbasic_prior(sparse))  # no edge to stop at
+    assert np.abs(blind - depth)[:, 36:44].max() > 3.0
+    np.testing.assert_allclose(guided_prior(image, 3.0 * sparse), 3.0 * guided_prior(image, sparse), rtol=1e-4)
+
+
+def test_the_guided_fill_leans_on_its_base_where_no_measurement_reaches_and_checks_shapes():
+    from depth_perception.geometry.infill import completion_prior, guided_fill
+
+    image, depth, sparse = _two_regions()
+    sparse[:, 40:] = 0.0  # nothing measured on the right half: the base decides there
+    base = np.full_like(depth, 7.0)
+    filled = guided_fill(image, sparse, base)
+    np.testing.assert_allclose(filled[:, 50:], 7.0, rtol=0.01)
+    np.testing.assert_allclose(filled[:, :30], 5.0, rtol=0.01)
+    with pytest.raises(ValueError, match="one size"):
+        guided_fill(image[:, :10], sparse, base)
+    with pytest.raises(ValueError, match="no in-fill for prior"):
+        completion_prior("nearest", image, sparse)

@@ -84,6 +84,10 @@ def test_completion_on_the_real_scene_in_random_and_scanner_patterns(scene):
     for rows in report["patterns"].values():
         assert rows["ip_basic"]["rmse_mm"] < 800 and rows["nearest"]["rmse_mm"] < 900
     assert report["patterns"]["random"]["ip_basic"]["rmse_mm"] < 300
+    # the colour-guided in-fill (a "guided" engine's prior) stops at the image's edges where IP-Basic blurs across
+    # them (measured 0.68x IP-Basic's RMSE on the random pattern of the whole scene)
+    random = report["patterns"]["random"]
+    assert random["guided_fill"]["rmse_mm"] < 0.85 * random["ip_basic"]["rmse_mm"], random
 
 
 def test_the_shipped_completion_engine_holds_its_own_against_ip_basic_on_the_real_scene():

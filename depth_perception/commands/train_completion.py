@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..geometry.infill import COMPLETION_PRIORS
 from ..training.completion_train import ARCHS, CompletionTrainOptions, build_trainer
 from ._options import add_loop_arguments, options_from
 
@@ -22,9 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prop-kernel", type=int, default=3, help="k: K = k*k - 1 neighbours")
     parser.add_argument("--no-preserve-input", action="store_true",
                         help="do not re-impose the sparse measurements after each propagation step")
-    parser.add_argument("--prior", choices=("none", "ipbasic"), default="none",
+    parser.add_argument("--prior", choices=COMPLETION_PRIORS, default="none",
                         help="ipbasic: the network refines the classical in-fill (an extra engine input) and sees "
-                             "depth divided by a per-image scale, so it starts as good as IP-Basic at any depth range")
+                             "depth divided by a per-image scale, so it starts as good as IP-Basic at any depth range; "
+                             "guided: the same over the colour-guided in-fill (geometry.infill.guided_prior)")
     parser.add_argument("--init", help="warm start: a checkpoint folder or .safetensors (an engine's weights) whose "
                                        "tensors of matching name and shape are copied in; a new run only")
     parser.add_argument("--sensor-patterns", type=float, default=0.0,

@@ -109,7 +109,9 @@ def _nearest_fill(sparse: np.ndarray) -> np.ndarray:
 
 def evaluate_completion_scene(scene: StereoScene, engines: Sequence[str], patterns: dict[str, np.ndarray],
                               backend: str = "auto", device: str = "auto") -> dict[str, Any]:
-    """Nearest-neighbour in-fill and each engine ('classical' = IP-Basic, or an artifact) on each sparse pattern."""
+    """Nearest-neighbour in-fill, the colour-guided in-fill (`geometry.infill.guided_prior`) and each engine
+    ('classical' = IP-Basic, or an artifact) on each sparse pattern."""
+    from ..geometry.infill import guided_prior
     from ..pipelines.completion import CompletionPipeline, CompletionPipelineConfig
 
     lo, hi = _depth_range(scene)
@@ -126,6 +128,10 @@ def evaluate_completion_scene(scene: StereoScene, engines: Sequence[str], patter
         pred = _nearest_fill(sparse)
         rows["nearest"] = {**completion_metrics(pred[held_out], scene.depth[held_out]),
                            "ms": (time.perf_counter() - t0) * 1e3}
+        t0 = time.perf_counter()
+        pred = guided_prior(scene.left, sparse)  # the colour-guided in-fill alone: a "guided" engine's prior
+        rows["guided_fill"] = {**completion_metrics(pred[held_out], scene.depth[held_out]),
+                               "ms": (time.perf_counter() - t0) * 1e3}
         for name, pipe in pipes.items():
             t0 = time.perf_counter()
             result = pipe.process_sparse(scene.left, scene.camera, sparse)

@@ -115,6 +115,77 @@ def ipbasic_prior(sparse_depth: np.ndarray) -> np.ndarray:
     return (ipbasic_complete(d * k, cfg) / k).astype(np.float32)
 
 
+GUIDED_SIGMA_S = 40.0  # px: the guided in-fill's spatial reach
+GUIDED_SIGMA_R = 0.2  # colour step (summed over RGB in [0, 1]) that counts as an edge
+GUIDED_BASE_WEIGHT = 1e-4  # weight of the fallback in-fill against the filtered measurements' weight
+
+
+def _recursive_filter(values: np.ndarray, feedback: np.ndarray) -> None:
+    """One domain-transform recursive pass along the last axis, forward then backward, in place: values
+    (C, H, W), feedback (H, W) = a ** (domain distance into each pixel), a in (0, 1)."""
+    w = values.shape[-1]
+    for x in range(1, w):
+        values[..., x] += feedback[:, x] * (values[..., x - 1] - values[..., x])
+    for x in range(w - 2, -1, -1):
+        values[..., x] += feedback[:, x + 1] * (values[..., x + 1] - values[..., x])
+
+
+def guided_fill(image: np.ndarray, sparse_depth: np.ndarray, base: np.ndarray, sigma_s: float = GUIDED_SIGMA_S,
+                sigma_r: float = GUIDED_SIGMA_R, base_weight: float = GUIDED_BASE_WEIGHT,
+                iterations: int = 3) -> np.ndarray:
+    """Colour-guided in-fill: the measurements spread along the image and stopped by its colour edges, with
+    `base` (a dense in-fill, same shape) where no measurement reaches. Measured pixels keep their value.
+
+    Normalized convolution (Knutsson & Westin) of the sparse depth by the domain transform's recursive filter
+    (Gastal & Oliveira, "Domain Transform for Edge-Aware Image and Video Processing", SIGGRAPH 2011: `iterations`
+    horizontal + vertical passes, sigma_s in pixels, sigma_r in summed RGB steps): depth = (F(d m) + b base) /
+    (F(m) + b) with m the measurement mask and b = `base_weight`. Linear in depth, so
+    `guided_fill(I, k d, k base) == k guided_fill(I, d, base)`. image: (H, W, 3) uint8 or float in [0, 1]."""
+    img = np.asarray(image, np.float32)
+    if np.asarray(image).dtype == np.uint8:
+        img = img / np.float32(255.0)
+    d = np.nan_to_num(np.asarray(sparse_depth, np.float32), nan=0.0, posinf=0.0)
+    if img.shape[:2] != d.shape or np.shape(base) != d.shape:
+        raise ValueError(f"image {img.shape[:2]}, sparse depth {d.shape} and base {np.shape(base)} must be one size")
+    if img.ndim == 2:
+        img = img[..., None]
+    measured = (d > 0).astype(np.float32)
+    gain = np.float32(sigma_s / sigma_r)
+    step_x = np.ones(d.shape, np.float32)
+    step_y = np.ones(d.shape, np.float32)
+    step_x[:, 1:] += gain * np.abs(np.diff(img, axis=1)).sum(2)
+    step_y[1:, :] += gain * np.abs(np.diff(img, axis=0)).sum(2)
+    values = np.stack([d * measured, measured])
+    for i in range(iterations):
+        sigma = sigma_s * np.sqrt(3.0) * 2.0 ** (iterations - i - 1) / np.sqrt(4.0 ** iterations - 1.0)
+        a = np.float32(np.exp(-np.sqrt(2.0) / sigma))
+        _recursive_filter(values, a ** step_x)
+        across = np.ascontiguousarray(values.transpose(0, 2, 1))
+        _recursive_filter(across, np.ascontiguousarray((a ** step_y).T))
+        values = np.ascontiguousarray(across.transpose(0, 2, 1))
+    b = np.float32(base_weight)
+    filled = (values[0] + b * np.asarray(base, np.float32)) / (values[1] + b)
+    return np.where(measured > 0, d, filled).astype(np.float32)
+
+
+def guided_prior(image: np.ndarray, sparse_depth: np.ndarray) -> np.ndarray:
+    """`guided_fill` over `ipbasic_prior`: the learned completion engine's `prior_depth` for sidecar prior
+    "guided". Blind to the depth range as `ipbasic_prior` is (`guided_prior(I, k d) == k guided_prior(I, d)`)."""
+    return guided_fill(image, sparse_depth, ipbasic_prior(sparse_depth))
+
+
+COMPLETION_PRIORS = ("none", "ipbasic", "guided")  # what a completion engine's prior_depth input holds
+
+
+def completion_prior(prior: str, image: np.ndarray, sparse_depth: np.ndarray) -> np.ndarray:
+    """The in-fill named by a completion engine's sidecar `prior` ("ipbasic" or "guided"), as its prior_depth."""
+    if prior == "ipbasic":
+        return ipbasic_prior(sparse_depth)
+    if prior == "guided":
+        return guided_prior(image, sparse_depth)
+    raise ValueError(f"no in-fill for prior {prior!r} (one of {COMPLETION_PRIORS[1:]})")
+
+
 def fill_rows_background(disp: np.ndarray) -> np.ndarray:
     """KITTI devkit hole filling: each invalid pixel takes the smaller disparity of its nearest valid left and
     right neighbours in the row (the background); rows with no valid pixel become 0."""

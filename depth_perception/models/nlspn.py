@@ -27,24 +27,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..geometry.infill import COMPLETION_PRIORS
 from .registry import register_model
 from .resnet import ImageNormalize, ResNetEncoder
 
-PRIORS = ("none", "ipbasic")
+PRIORS = COMPLETION_PRIORS
 PRIOR_MIN_SCALE = 0.05  # m: the per-image depth scale never falls below this (an all-empty in-fill reads 0)
 MAX_LOG_CORRECTION = 2.0  # the learned initial depth stays within e^-2 .. e^2 of the in-fill
 
 
-def infill_prior(sparse: Tensor, prior: str) -> Tensor:
-    """The classical in-fill of a batch of sparse depth (B, 1, H, W) metres, as the engine's prior_depth input."""
+def infill_prior(image: Tensor, sparse: Tensor, prior: str) -> Tensor:
+    """The classical in-fill of a batch (image (B, 3, H, W) in [0, 1], sparse depth (B, 1, H, W) metres), as the
+    engine's prior_depth input."""
     import numpy as np
 
-    from ..geometry.infill import ipbasic_prior
+    from ..geometry.infill import completion_prior
 
-    if prior != "ipbasic":
-        raise ValueError(f"no in-fill for prior {prior!r}")
+    images = image.detach().cpu().numpy().transpose(0, 2, 3, 1)
     arr = sparse.detach().cpu().numpy()
-    out = np.stack([ipbasic_prior(a[0])[None] for a in arr])
+    out = np.stack([completion_prior(prior, im, a[0])[None] for im, a in zip(images, arr, strict=True)])
     return torch.from_numpy(out).to(sparse.device)
 
 
@@ -286,7 +287,7 @@ class NLSPN(nn.Module):
         sparse = torch.where(keep, depth, torch.zeros_like(depth))
         if self.prior == "none":
             return image, sparse
-        return image, sparse, infill_prior(sparse, self.prior)
+        return image, sparse, infill_prior(image, sparse, self.prior)
 
 
 LIGHT = dict(layers=18, width_base=16, shared_head=True)

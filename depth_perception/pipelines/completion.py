@@ -6,8 +6,9 @@ engine runs at its fixed size through `engines.resize`, on the whole image resiz
 it (`engine_fit`), on overlapping tiles of it scaled with its aspect kept: the image is resized (area), the sparse depth
 scattered (never interpolated, so no points are blended), and depth and confidence are restored to the
 camera's pixels (nearest, so no depth is invented between surfaces). Measured pixels get their measurement back.
-An engine with a `prior_depth` input (sidecar `"prior": "ipbasic"`) is also given the range-blind IP-Basic in-fill
-of the engine-sized sparse depth (`geometry.infill.ipbasic_prior`), the same in-fill it was trained on. Its output
+An engine with a `prior_depth` input (sidecar `"prior": "ipbasic"` or `"guided"`) is also given the range-blind
+in-fill it was trained on (`geometry.infill.completion_prior`: IP-Basic, or the colour-guided fill over it) of the
+engine-sized sparse depth. Its output
 is then read as a correction: the ratio of its depth to that in-fill is restored (bilinear) to the camera's pixels
 and applied to the same in-fill computed there, so a camera larger than the engine keeps its own resolution's
 edges and an engine that changes nothing returns the classical in-fill exactly.
@@ -28,7 +29,7 @@ from ..engines.resize import (
     restore_map,
 )
 from ..geometry.camera import PinholeCamera
-from ..geometry.infill import IpBasicConfig, distance_confidence, ipbasic_complete, ipbasic_prior
+from ..geometry.infill import COMPLETION_PRIORS, IpBasicConfig, completion_prior, distance_confidence, ipbasic_complete
 from ..geometry.projection import points_to_sparse_depth
 from ..geometry.resample import resize_image, resize_sparse_depth
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
@@ -88,9 +89,9 @@ class CompletionPipeline:
             raise ValueError(f"engine {engine_path} lacks the inputs 'image' and 'sparse_depth': {sorted(shapes)}")
         self.engine_height, self.engine_width = int(shapes["image"][2]), int(shapes["image"][3])
         self.prior = str(spec.get("prior", "none"))
-        if ("prior_depth" in shapes) != (self.prior != "none") or self.prior not in ("none", "ipbasic"):
+        if ("prior_depth" in shapes) != (self.prior != "none") or self.prior not in COMPLETION_PRIORS:
             raise ValueError(f"engine {engine_path}: input prior_depth and sidecar prior {self.prior!r} disagree "
-                             "(a prior_depth input needs \"prior\": \"ipbasic\")")
+                             "(a prior_depth input needs \"prior\": \"ipbasic\" or \"guided\")")
         self.name = str(engine_path)
         self._set_iterations(cfg.propagation_iterations)
 
@@ -163,7 +164,7 @@ class CompletionPipeline:
         scaled = tiles.scaled
         small_image = resize_image(image, scaled.width, scaled.height)
         small = resize_sparse_depth(sparse, scaled.width, scaled.height)
-        prior_small = ipbasic_prior(small) if self.prior == "ipbasic" else None
+        prior_small = completion_prior(self.prior, small_image, small) if self.prior != "none" else None
         depths, confs = [], []
         t0 = time.perf_counter()
         for y, x in tiles.origins:
@@ -186,5 +187,5 @@ class CompletionPipeline:
         ratio = np.nan_to_num(ratio, nan=1.0, posinf=1.0)
         if scaled.shape == camera.shape:
             return np.nan_to_num(prior_small * ratio, nan=0.0), confidence, infer_ms
-        full = ipbasic_prior(sparse)
+        full = completion_prior(self.prior, image, sparse)
         return np.nan_to_num(full * restore_map(ratio, camera, "bilinear"), nan=0.0), confidence, infer_ms

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..data.sparse_patterns import random_sensor_pattern
-from ..geometry.infill import ipbasic_prior
+from ..geometry.infill import COMPLETION_PRIORS, completion_prior
 from ..geometry.projection import points_to_sparse_depth
 from ..geometry.resample import resize_depth
 from ..geometry.se3 import transform_points
@@ -115,8 +115,8 @@ class CompletionDriveDataset(Dataset):
             raise ValueError(f"scale must be in (0, 4], got {scale}")
         if not 0.0 <= sensor_patterns <= 1.0:
             raise ValueError(f"sensor_patterns must be a share in [0, 1], got {sensor_patterns}")
-        if prior not in ("none", "ipbasic"):
-            raise ValueError(f"prior must be 'none' or 'ipbasic', got {prior!r}")
+        if prior not in COMPLETION_PRIORS:
+            raise ValueError(f"prior must be one of {COMPLETION_PRIORS}, got {prior!r}")
         self.sensor_patterns, self.prior = sensor_patterns, prior
         self.crop_height, self.crop_width = crop_height, crop_width
         self.top_crop, self.scale, self.max_depth, self.augment = top_crop, scale, max_depth, augment
@@ -180,8 +180,8 @@ class CompletionDriveDataset(Dataset):
             "sparse_depth": torch.from_numpy(sparse)[None],
             "depth": torch.from_numpy(np.ascontiguousarray(gt, dtype=np.float32))[None],
         }
-        if self.prior == "ipbasic":
-            sample["prior_depth"] = torch.from_numpy(ipbasic_prior(sparse))[None]
+        if self.prior != "none":  # the in-fill of the crop as the network will see it (flipped, jittered)
+            sample["prior_depth"] = torch.from_numpy(completion_prior(self.prior, image, sparse))[None]
         return sample
 
 

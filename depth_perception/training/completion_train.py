@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..geometry.infill import COMPLETION_PRIORS
 from .completion_data import CompletionDriveDataset
 from .completion_losses import l1_l2_loss
 from .trainer import LoopOptions, Trainer
@@ -56,8 +57,8 @@ class CompletionTrainOptions(LoopOptions):
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        if self.prior not in ("none", "ipbasic"):
-            raise ValueError(f"prior must be 'none' or 'ipbasic', got {self.prior!r}")
+        if self.prior not in COMPLETION_PRIORS:
+            raise ValueError(f"prior must be one of {COMPLETION_PRIORS}, got {self.prior!r}")
 
 
 def model_config(args: CompletionTrainOptions) -> dict[str, Any]:
