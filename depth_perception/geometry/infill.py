@@ -9,6 +9,7 @@ result is dense everywhere (a hole would otherwise count as 0 m in the metrics).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import cv2
@@ -120,7 +121,7 @@ GUIDED_SIGMA_R = 0.2  # colour step (summed over RGB in [0, 1]) that counts as a
 GUIDED_BASE_WEIGHT = 1e-4  # weight of the fallback in-fill against the filtered measurements' weight
 
 
-def _recursive_filter(values: np.ndarray, feedback: np.ndarray) -> None:
+def _recursive_filter_numpy(values: np.ndarray, feedback: np.ndarray) -> None:
     """One domain-transform recursive pass along the last axis, forward then backward, in place: values
     (C, H, W), feedback (H, W) = a ** (domain distance into each pixel), a in (0, 1)."""
     w = values.shape[-1]
@@ -128,6 +129,28 @@ def _recursive_filter(values: np.ndarray, feedback: np.ndarray) -> None:
         values[..., x] += feedback[:, x] * (values[..., x - 1] - values[..., x])
     for x in range(w - 2, -1, -1):
         values[..., x] += feedback[:, x + 1] * (values[..., x + 1] - values[..., x])
+
+
+def _recursive_filter_rows(values: np.ndarray, feedback: np.ndarray) -> None:
+    """`_recursive_filter_numpy` a row at a time (the same arithmetic per element): what numba compiles."""
+    channels, h, w = values.shape
+    for c in range(channels):
+        for y in range(h):
+            row, fb = values[c, y], feedback[y]
+            for x in range(1, w):
+                row[x] += fb[x] * (row[x - 1] - row[x])
+            for x in range(w - 2, -1, -1):
+                row[x] += fb[x + 1] * (row[x + 1] - row[x])
+
+
+try:  # compiled where numba is installed (the pip environment; a ROS distro may lack python3-numba)
+    import numba as _numba
+except ImportError:  # pragma: no cover
+    _numba = None
+if _numba is not None and os.environ.get("DEPTH_PERCEPTION_NO_NUMBA", "") != "1":
+    _recursive_filter = _numba.njit(cache=True, nogil=True)(_recursive_filter_rows)
+else:
+    _recursive_filter = _recursive_filter_numpy
 
 
 def guided_fill(image: np.ndarray, sparse_depth: np.ndarray, base: np.ndarray, sigma_s: float = GUIDED_SIGMA_S,
