@@ -93,14 +93,15 @@ def test_the_guided_fill_leans_on_its_base_where_no_measurement_reaches_and_chec
         completion_prior("nearest", image, sparse)
 
 
-def test_the_compiled_recursive_filter_computes_what_the_numpy_one_does():
+def test_the_compiled_recursive_passes_compute_what_the_numpy_ones_do():
     from depth_perception.geometry import infill
 
-    assert infill._recursive_filter is not infill._recursive_filter_numpy  # numba is in this environment
+    assert infill._recursive_passes is not infill._recursive_passes_numpy  # numba is in this environment
     rng = np.random.default_rng(1)
     values = rng.random((2, 9, 31)).astype(np.float32)
-    feedback = rng.random((9, 31)).astype(np.float32)
+    fx, fy = rng.random((2, 9, 31)).astype(np.float32)
     fast, slow = values.copy(), values.copy()
-    infill._recursive_filter(fast, feedback)
-    infill._recursive_filter_numpy(slow, feedback)
+    infill._recursive_passes(fast, fx, fy)
+    infill._recursive_passes_numpy(slow, fx, fy)
     np.testing.assert_allclose(fast, slow, rtol=1e-6)
+    assert not np.allclose(slow, values)

@@ -121,26 +121,40 @@ GUIDED_SIGMA_R = 0.2  # colour step (summed over RGB in [0, 1]) that counts as a
 GUIDED_BASE_WEIGHT = 1e-4  # weight of the fallback in-fill against the filtered measurements' weight
 
 
-def _recursive_filter_numpy(values: np.ndarray, feedback: np.ndarray) -> None:
-    """One domain-transform recursive pass along the last axis, forward then backward, in place: values
-    (C, H, W), feedback (H, W) = a ** (domain distance into each pixel), a in (0, 1)."""
-    w = values.shape[-1]
+def _recursive_passes_numpy(values: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> None:
+    """One iteration of the domain transform's recursive filter (Gastal & Oliveira's RF), in place on values
+    (C, H, W): a horizontal pass (forward, then backward) and a vertical one, each step weighted by fx / fy
+    (H, W) = a ** (domain distance into the pixel)."""
+    h, w = fx.shape
     for x in range(1, w):
-        values[..., x] += feedback[:, x] * (values[..., x - 1] - values[..., x])
+        values[..., x] += fx[:, x] * (values[..., x - 1] - values[..., x])
     for x in range(w - 2, -1, -1):
-        values[..., x] += feedback[:, x + 1] * (values[..., x + 1] - values[..., x])
+        values[..., x] += fx[:, x + 1] * (values[..., x + 1] - values[..., x])
+    for y in range(1, h):
+        values[:, y] += fy[y] * (values[:, y - 1] - values[:, y])
+    for y in range(h - 2, -1, -1):
+        values[:, y] += fy[y + 1] * (values[:, y + 1] - values[:, y])
 
 
-def _recursive_filter_rows(values: np.ndarray, feedback: np.ndarray) -> None:
-    """`_recursive_filter_numpy` a row at a time (the same arithmetic per element): what numba compiles."""
+def _recursive_passes_loops(values: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> None:
+    """`_recursive_passes_numpy` in explicit loops (the same arithmetic per element): what numba compiles. The
+    vertical passes run along the rows, so they vectorize."""
     channels, h, w = values.shape
     for c in range(channels):
         for y in range(h):
-            row, fb = values[c, y], feedback[y]
+            row, f = values[c, y], fx[y]
             for x in range(1, w):
-                row[x] += fb[x] * (row[x - 1] - row[x])
+                row[x] += f[x] * (row[x - 1] - row[x])
             for x in range(w - 2, -1, -1):
-                row[x] += fb[x + 1] * (row[x + 1] - row[x])
+                row[x] += f[x + 1] * (row[x + 1] - row[x])
+        for y in range(1, h):
+            row, prev, f = values[c, y], values[c, y - 1], fy[y]
+            for x in range(w):
+                row[x] += f[x] * (prev[x] - row[x])
+        for y in range(h - 2, -1, -1):
+            row, nxt, f = values[c, y], values[c, y + 1], fy[y + 1]
+            for x in range(w):
+                row[x] += f[x] * (nxt[x] - row[x])
 
 
 try:  # compiled where numba is installed (the pip environment; a ROS distro may lack python3-numba)
@@ -148,9 +162,9 @@ try:  # compiled where numba is installed (the pip environment; a ROS distro may
 except ImportError:  # pragma: no cover
     _numba = None
 if _numba is not None and os.environ.get("DEPTH_PERCEPTION_NO_NUMBA", "") != "1":
-    _recursive_filter = _numba.njit(cache=True, nogil=True)(_recursive_filter_rows)
+    _recursive_passes = _numba.njit(cache=True, nogil=True)(_recursive_passes_loops)
 else:
-    _recursive_filter = _recursive_filter_numpy
+    _recursive_passes = _recursive_passes_numpy
 
 
 def guided_fill(image: np.ndarray, sparse_depth: np.ndarray, base: np.ndarray, sigma_s: float = GUIDED_SIGMA_S,
@@ -182,10 +196,7 @@ def guided_fill(image: np.ndarray, sparse_depth: np.ndarray, base: np.ndarray, s
     for i in range(iterations):
         sigma = sigma_s * np.sqrt(3.0) * 2.0 ** (iterations - i - 1) / np.sqrt(4.0 ** iterations - 1.0)
         a = np.float32(np.exp(-np.sqrt(2.0) / sigma))
-        _recursive_filter(values, a ** step_x)
-        across = np.ascontiguousarray(values.transpose(0, 2, 1))
-        _recursive_filter(across, np.ascontiguousarray((a ** step_y).T))
-        values = np.ascontiguousarray(across.transpose(0, 2, 1))
+        _recursive_passes(values, a ** step_x, a ** step_y)
     b = np.float32(base_weight)
     filled = (values[0] + b * np.asarray(base, np.float32)) / (values[1] + b)
     return np.where(measured > 0, d, filled).astype(np.float32)
