@@ -31,7 +31,6 @@ from ..geometry.infill import COMPLETION_PRIORS
 from .registry import register_model
 from .resnet import ImageNormalize, ResNetEncoder
 
-PRIORS = COMPLETION_PRIORS
 PRIOR_MIN_SCALE = 0.05  # m: the per-image depth scale never falls below this (an all-empty in-fill reads 0)
 MAX_LOG_CORRECTION = 2.0  # the learned initial depth stays within e^-2 .. e^2 of the in-fill
 
@@ -157,8 +156,8 @@ class NLSPN(nn.Module):
         prior: str = "none",
     ) -> None:
         super().__init__()
-        if prior not in PRIORS:
-            raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+        if prior not in COMPLETION_PRIORS:
+            raise ValueError(f"prior must be one of {COMPLETION_PRIORS}, got {prior!r}")
         if height < 32 or width < 32:
             raise ValueError(f"height and width must be >= 32, got {height}x{width}")
         if not max_depth > 0:

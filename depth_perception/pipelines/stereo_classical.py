@@ -128,6 +128,15 @@ class _RefStats:
         self.std = np.sqrt(np.maximum(_box(gray * gray, r) - self.mean**2, 0.0))
 
 
+def neutral_unseen(cost: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """The cost volume (H, W, L) where a plane no view sees (seen False) takes the pixel's mean cost over the planes
+    it does see (`_INVALID_COST` where it sees none): neutral, so that it neither wins nor pushes the aggregation
+    (a fixed high cost would favour far planes near borders). `sweep_kernels._neutral` is its compiled twin."""
+    n = seen.sum(2, keepdims=True)
+    mean_seen = np.where(seen, cost, 0.0).sum(2, keepdims=True) / np.maximum(n, 1)
+    return np.where(seen, cost, np.where(n > 0, mean_seen, _INVALID_COST)).astype(np.float32)
+
+
 def shift_plane(src_gray: np.ndarray, disparity: float) -> tuple[np.ndarray, np.ndarray]:
     """The warp of a rectified right view onto one fronto-parallel plane: src(x - d, y), linear along the row,
     neighbours clamped to the image (BORDER_REPLICATE), and where the view sees it (the nearest sample inside).
@@ -148,14 +157,14 @@ def shift_plane(src_gray: np.ndarray, disparity: float) -> tuple[np.ndarray, np.
 
 def plane_costs(
     ref: _RefStats, src_gray: np.ndarray, homographies: np.ndarray | None, config: ClassicalSweepConfig,
-    disparities: np.ndarray | None = None, neutral_unseen: bool = False,
+    disparities: np.ndarray | None = None, neutral: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Matching cost (H, W, L) in [0, 1] of one source view, and its validity (H, W, L) bool.
 
     The view is warped onto each plane by its homography, or, for a rectified right view, shifted along its
     rows by each plane's disparity in pixels (`disparities`, L; `homographies` then unused): the same warp,
-    cheaper. With `neutral_unseen` a plane the view does not see takes the pixel's mean cost over the planes it
-    sees (what `ClassicalStereo` does with a single view), instead of the fixed invalid cost."""
+    cheaper. With `neutral` a plane the view does not see takes the pixel's mean cost over the planes it sees
+    (`neutral_unseen`, what `ClassicalStereo` does with a single view), instead of the fixed invalid cost."""
     h, w = ref.gray.shape
     L = len(homographies) if disparities is None else len(disparities)
     cost = np.empty((h, w, L), np.float32)
@@ -171,14 +180,14 @@ def plane_costs(
         inside = np.empty((L, h, w), bool)
         if disparities is not None:
             sweep_kernels.shift_planes(src_gray, np.asarray(disparities, np.float32), pad, warped_pad, inside)
-        for idx, H in enumerate(homographies if disparities is None else ()):
-            inside[idx] = cv2.warpPerspective(ones, H, (w, h), flags=flags_near, borderValue=0) > 0.5
-            warped = cv2.warpPerspective(src_gray, H, (w, h), flags=flags_lin, borderMode=cv2.BORDER_REPLICATE)
-            cv2.copyMakeBorder(warped, pad, pad, pad, pad, cv2.BORDER_REFLECT, dst=warped_pad[idx])
+        else:
+            for idx, H in enumerate(homographies):
+                inside[idx] = cv2.warpPerspective(ones, H, (w, h), flags=flags_near, borderValue=0) > 0.5
+                warped = cv2.warpPerspective(src_gray, H, (w, h), flags=flags_lin, borderMode=cv2.BORDER_REPLICATE)
+                cv2.copyMakeBorder(warped, pad, pad, pad, pad, cv2.BORDER_REFLECT, dst=warped_pad[idx])
         ref_pad = cv2.copyMakeBorder(ref.gray, pad, pad, pad, pad, cv2.BORDER_REFLECT)
         sweep_kernels.plane_cost_volume(ref.census, ref_pad, ref.mean, ref.std, warped_pad, inside,
-                                        config.census_radius, r, cw, ref.bits, _INVALID_COST, neutral_unseen, cost,
-                                        valid)
+                                        config.census_radius, r, cw, ref.bits, _INVALID_COST, neutral, cost, valid)
         return cost, valid
     for idx in range(L):
         if disparities is None:
@@ -202,11 +211,7 @@ def plane_costs(
         c[~inside] = _INVALID_COST
         cost[:, :, idx] = c
         valid[:, :, idx] = inside
-    if neutral_unseen:
-        seen = valid.sum(2, keepdims=True)
-        mean_seen = np.where(valid, cost, 0.0).sum(2, keepdims=True) / np.maximum(seen, 1)
-        cost = np.where(valid, cost, np.where(seen > 0, mean_seen, _INVALID_COST)).astype(np.float32)
-    return cost, valid
+    return (neutral_unseen(cost, valid) if neutral else cost), valid
 
 
 def _aggregate_path(C: np.ndarray, edges: np.ndarray, reverse: bool, p1: float, p2: float, out: np.ndarray) -> None:
@@ -357,16 +362,16 @@ class ClassicalStereo:
         self.compute(image, [(np.roll(image, -2, axis=1), rectified_pose(baseline))], camera)
 
     def _source(self, ref: _RefStats, image: np.ndarray, T_src_ref: np.ndarray, camera: PinholeCamera,
-                inv: np.ndarray, neutral_unseen: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                inv: np.ndarray, neutral: bool = False) -> tuple[np.ndarray, np.ndarray]:
         src = to_gray(image)
         if src.shape != ref.gray.shape:
             raise ValueError(f"source image {src.shape} does not match the reference {ref.gray.shape}")
         baseline = rectified_baseline(T_src_ref)
         if baseline is not None:  # a rectified right view: each plane is a shift along the rows
             disparities = (camera.fx * baseline * inv).astype(np.float32)
-            return plane_costs(ref, src, None, self.config, disparities=disparities, neutral_unseen=neutral_unseen)
+            return plane_costs(ref, src, None, self.config, disparities=disparities, neutral=neutral)
         homographies = plane_homographies(camera.K, camera.K, T_src_ref, 1.0 / inv)
-        return plane_costs(ref, src, homographies, self.config, neutral_unseen=neutral_unseen)
+        return plane_costs(ref, src, homographies, self.config, neutral=neutral)
 
     def _views(self, ref: _RefStats, views: Sequence[tuple[np.ndarray, np.ndarray]], camera: PinholeCamera,
                inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -377,19 +382,13 @@ class ClassicalStereo:
             cost, valid = self._source(ref, image, T_src_ref, camera, inv)
             total += np.where(valid, cost, 0.0)
             count += valid
-        cost = total / np.maximum(count, 1)
-        # A plane no view sees gets the pixel's mean cost over the planes it does see: neutral, so that it
-        # neither wins nor pushes the aggregation (a fixed high cost would favour far planes near borders).
-        seen_any = count.max(2) > 0
-        mean_seen = cost.sum(2) / np.maximum((count > 0).sum(2), 1)
-        fill = np.where(seen_any, mean_seen, _INVALID_COST)[..., None]
-        return np.where(count > 0, cost, fill).astype(np.float32), count
+        return neutral_unseen(total / np.maximum(count, 1), count > 0), count
 
     def _one_view(self, ref: _RefStats, view: tuple[np.ndarray, np.ndarray], camera: PinholeCamera,
                   inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`_views` for a single view, made neutral by the compiled cost kernel (no passes over the volume in
         numpy)."""
-        return self._source(ref, view[0], view[1], camera, inv, neutral_unseen=True)
+        return self._source(ref, view[0], view[1], camera, inv, neutral=True)
 
     def compute(
         self,
