@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates or reuses .venv (Python 3.11) with the ROS 2 wheels, PyTorch CPU and the ONNX tooling,
 # builds tf2_msgs into it, and installs this package in editable mode. Quick when nothing changed:
-# a stamp holds the hash of everything that shapes the environment.
+# a stamp holds the hash of everything that shapes the environment. pip does not byte-compile the 2 GB it installs
+# (--no-compile: a minute on a 2-core machine); Python compiles the modules that are imported, when they are.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -21,10 +22,16 @@ fi
 echo "setup_env: preparing $VENV (first run takes a few minutes)" >&2
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel 2>&1 | grep -v "is ignored" || true
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "is ignored" || true
+"$VENV/bin/python" -m pip install -q --no-compile --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "is ignored" || true
 "$VENV/bin/python" -c "import rclpy, torch, onnxruntime, rosbags" || { echo "setup_env: pip install failed" >&2; exit 1; }
-bash tools/build_tf2_msgs.sh "$VENV"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored" || true
 "$VENV/bin/python" -c "import depth_perception" || { echo "setup_env: package install failed" >&2; exit 1; }
+# The classical sweep's numba kernels compile on one core (about 30 s) into numba's cache while tf2_msgs builds;
+# tools/run_tests.sh builds them again if this did not (then they take a second).
+"$VENV/bin/python" -c "from depth_perception.pipelines.stereo_classical import ClassicalStereo; ClassicalStereo()" \
+  >/dev/null 2>&1 &
+kernels=$!
+bash tools/build_tf2_msgs.sh "$VENV"
+wait "$kernels" || echo "setup_env: the sweep's kernels did not build here; the tests will build them" >&2
 echo "$want" > "$stamp"
 echo "setup_env: ready" >&2
