@@ -120,6 +120,9 @@ def test_node_bench_runs_a_real_node_over_dds_and_records_its_memory_over_time(t
     r = json.loads(out.read_text())["nodes"]["stereo"]
     assert r["frames_sent"] >= 8 and r["frames_out"] >= 1
     assert r["engine_p50_ms"] > 0 and r["p50_ms"] >= r["engine_p50_ms"]
+    # the peer in the same run: a relay with prebuilt outputs answered every input; what the node adds is the rest
+    assert 0 < r["dds_floor_depth_p50_ms"] and 0 < r["dds_floor_p50_ms"] < r["p50_ms"]
+    assert r["node_added_p50_ms"] == pytest.approx(r["overhead_p50_ms"] - r["dds_floor_p50_ms"])
     series = r["rss_series_mb"]
     assert len(series) >= 2 and series[0][0] == 0.0 and all(mb > 0 for _, mb in series)
     assert r["rss_growth_second_half_mb"] == pytest.approx(r["rss_end_mb"] - next(mb for t, mb in series if t >= 1.25),

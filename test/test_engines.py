@@ -54,6 +54,17 @@ def test_onnxruntime_backend_matches_the_torch_module(mono_artifact):
     np.testing.assert_allclose(out["disparity"], disp.numpy(), rtol=1e-4, atol=1e-6)
 
 
+def test_onnxruntime_threads_do_not_spin_after_a_run_unless_asked(mono_artifact, monkeypatch):
+    # a node shares the cores with the engine: busy-waiting workers took the CPU its publishing needed
+    path, _ = mono_artifact
+    key = "session.intra_op.allow_spinning"
+    engine = load_engine(path, backend="onnxruntime", device="cpu")
+    assert engine.session.get_session_options().get_session_config_entry(key) == "0"
+    monkeypatch.setenv("DEPTH_PERCEPTION_ORT_SPINNING", "1")
+    engine = load_engine(path, backend="onnxruntime", device="cpu")
+    assert engine.session.get_session_options().get_session_config_entry(key) == "1"
+
+
 def test_torch_backend_rebuilds_the_architecture_from_the_onnx_sidecar_and_safetensors(mono_artifact):
     path, module = mono_artifact
     engine = load_engine(path, backend="torch", device="cpu")

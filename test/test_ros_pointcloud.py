@@ -190,6 +190,42 @@ def test_packed_rgb_unpacks_to_the_same_colours(rgb):
     np.testing.assert_array_equal(unpack_rgb(pack_rgb(rgb)), rgb)
 
 
+def test_the_compiled_cloud_writer_and_its_numpy_twin_write_the_same_bytes():
+    from depth_perception.geometry import projection
+
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(0.5, 90, CAM.shape).astype(np.float32)
+    depth[0, :4] = (np.nan, 0.0, -1.0, np.inf)
+    rgb = rng.integers(0, 256, CAM.shape + (3,), dtype=np.uint8)
+    rx, ry = projection.pixel_rays(CAM)
+    for colour, channels in ((rgb, 4), (np.zeros((0, 0, 3), np.uint8), 3)):
+        outs = [np.full(CAM.shape + (channels,), 7.0, np.float32) for _ in range(2)]
+        counts = [projection._cloud_into_loops(depth, rx, ry, colour, outs[0]),
+                  projection._cloud_into_numpy(depth, rx, ry, colour, outs[1])]
+        if projection._numba is not None:  # and the compiled kernel itself
+            outs.append(np.full(CAM.shape + (channels,), 7.0, np.float32))
+            counts.append(projection._cloud_into(depth, rx, ry, colour, outs[2]))
+        assert counts == [depth.size - 4] * len(counts)
+        for out in outs[1:]:
+            np.testing.assert_array_equal(out.view(np.uint32), outs[0].view(np.uint32))
+
+
+def test_the_header_of_a_serialized_message_reads_without_deserializing_it():
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+
+    from depth_perception.ros.node_driver import serialized_header
+
+    msg = depth_to_pointcloud2(np.ones(CAM.shape, np.float32), CAM)
+    msg.header.frame_id, msg.header.stamp.sec, msg.header.stamp.nanosec = "camera_color_left", 1_700_000_123, 999
+    for m in (msg, Image(header=msg.header), Image()):
+        assert serialized_header(serialize_message(m)) == m.header
+    with pytest.raises(ValueError, match="not a CDR"):
+        serialized_header(b"\x01\x02" + bytes(20))
+    with pytest.raises(ValueError, match="overruns"):
+        serialized_header(serialize_message(msg)[:20])
+
+
 def test_decimation_keeps_every_nth_pixel_on_its_own_ray():
     depth = np.random.default_rng(1).uniform(1, 9, CAM.shape).astype(np.float32)
     msg = depth_to_pointcloud2(depth, CAM, decimation=2)

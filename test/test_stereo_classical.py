@@ -189,3 +189,17 @@ def test_the_compiled_sweep_gives_the_numpy_sweeps_depth():
     assert same.mean() > 0.995
     both = np.isfinite(fast) & np.isfinite(slow)
     np.testing.assert_allclose(fast[both], slow[both], rtol=1e-3)
+
+
+def test_the_kernel_build_the_set_up_and_the_test_runner_call_runs_every_compiled_kernel():
+    import subprocess
+
+    from depth_perception.geometry import infill, projection
+    from depth_perception.pipelines import sweep_kernels
+
+    done = subprocess.run([sys.executable, "-m", "depth_perception.pipelines.compiled"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    if sweep_kernels.AVAILABLE:  # numba installed: the entry builds through the compiled functions, not the twins
+        assert projection._cloud_into is not projection._cloud_into_numpy
+        assert infill._recursive_passes is not infill._recursive_passes_numpy

@@ -15,11 +15,11 @@ if [ "$workers" != 0 ] && "$py" -c "import xdist" 2>/dev/null; then
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-# The classical sweep's compiled kernels, built before any test runs: about 30 s on a fresh clone, a second when
-# numba's cache is current. Compiled inside the suite, they kept a node beyond its start-up timeout while the
-# other worker shared the cores.
-"$py" -c "from depth_perception.pipelines.stereo_classical import ClassicalStereo; ClassicalStereo()" ||
-    echo "run_tests: the sweep's kernels did not build; the tests will say why" >&2
+# The package's compiled kernels (pipelines/compiled.py), built before any test runs: about 30 s on a fresh clone,
+# a second when numba's cache is current (setup_env.sh builds them too). Compiled inside the suite, they kept a
+# node beyond its start-up timeout while the other worker shared the cores.
+"$py" -m depth_perception.pipelines.compiled ||
+    echo "run_tests: the compiled kernels did not build; the tests will say why" >&2
 "$py" -m pytest -q -ra --timeout=900 "${args[@]}" test "$@"
 rc=$?
 if [ $rc -eq 5 ]; then echo "run_tests: pytest collected no tests" >&2; exit 1; fi

@@ -26,10 +26,9 @@ echo "setup_env: preparing $VENV (first run takes a few minutes)" >&2
 "$VENV/bin/python" -c "import rclpy, torch, onnxruntime, rosbags" || { echo "setup_env: pip install failed" >&2; exit 1; }
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored" || true
 "$VENV/bin/python" -c "import depth_perception" || { echo "setup_env: package install failed" >&2; exit 1; }
-# The classical sweep's numba kernels compile on one core (about 30 s) into numba's cache while tf2_msgs builds;
-# tools/run_tests.sh builds them again if this did not (then they take a second).
-"$VENV/bin/python" -c "from depth_perception.pipelines.stereo_classical import ClassicalStereo; ClassicalStereo()" \
-  >/dev/null 2>&1 &
+# The package's numba kernels (pipelines/compiled.py) compile on one core (about 30 s) into numba's cache while
+# tf2_msgs builds; tools/run_tests.sh builds them again if this did not (then they take a second).
+"$VENV/bin/python" -m depth_perception.pipelines.compiled >/dev/null 2>&1 &
 kernels=$!
 bash tools/build_tf2_msgs.sh "$VENV"
 wait "$kernels" || echo "setup_env: the sweep's kernels did not build here; the tests will build them" >&2

@@ -7,6 +7,9 @@ Per processed frame: latency = arrival - input stamp; engine = DepthResult.timin
 the synchronized set waited for the busy worker (the engine is slower than 10 Hz: newer sets replace older ones);
 overhead = latency - engine - queue, i.e. what the node and DDS add (conversions, sync, publishing, transport);
 node_overhead = the node's own share (its processing time minus the engine's), without DDS transport.
+DDS floor, the peer measured in the same run: a relay process that answers each input image at once with a
+prebuilt depth image and cloud of the node's output sizes (no conversion, no engine), through the same DDS, QoS
+and receiving code; its latency is what transport alone costs, so overhead - floor is what the node adds.
 Memory: resident set size after warm-up and at the end. Target: overhead p50 <= 15 ms.
 """
 from __future__ import annotations
@@ -100,7 +103,64 @@ def _serve_node(kind: str, engine: str, ns: str, decimation: int, conn: Any) -> 
         session.close()
 
 
+def _serve_relay(kind: str, ns: str, decimation: int, conn: Any) -> None:
+    """The DDS floor's stand-in for the node: each input image answered at once with a depth image and a cloud
+    of the node's output sizes, built before the run (frame log rows as the node's, engine time 0)."""
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+
+    from ..ros.image import depth_to_image
+    from ..ros.pointcloud import depth_to_pointcloud2
+    from ..ros.qos import output_qos, sensor_qos
+
+    session = RosSession()
+    node = session.add(Node("bench_relay", namespace=ns, context=session.context))
+    depth = np.full(CAMERA.shape, SCENE.depth, np.float32)
+    depth_msg = depth_to_image(depth)
+    cloud_msg = depth_to_pointcloud2(depth, CAMERA, rgb=np.zeros(CAMERA.shape + (3,), np.uint8),
+                                     decimation=decimation)
+    pub_depth = node.create_publisher(Image, "depth", output_qos(5))
+    pub_points = node.create_publisher(type(cloud_msg), "depth/points", output_qos(5))
+    log: list[tuple[int, float, float, float]] = []
+
+    def relay(msg: Any) -> None:
+        t0 = time.perf_counter()
+        depth_msg.header, cloud_msg.header = msg.header, msg.header
+        pub_depth.publish(depth_msg)
+        pub_points.publish(cloud_msg)
+        ms = (time.perf_counter() - t0) * 1e3
+        log.append((stamp_of(msg), 0.0, ms, ms))
+
+    image_topic = "left/image_rect" if kind == "stereo" else "image_rect"
+    for name, msg in _messages(kind, 0, "camera").items():  # every input the node takes, as the driver expects
+        node.create_subscription(type(msg), name, relay if name == image_topic else (lambda _msg: None),
+                                 sensor_qos("reliable", 5))
+    try:
+        conn.send((True, "relay"))
+        while conn.recv() == "clear":
+            log.clear()
+            conn.send("cleared")
+        conn.send(list(log))
+    finally:
+        session.close()
+
+
 def bench_kind(kind: str, engine: str, seconds: float, rate: float, decimation: int = 1) -> dict[str, Any]:
+    """The node of `kind` end to end, and the DDS floor (`_serve_relay`) on the same inputs right after it."""
+    result = _drive(kind, seconds, rate, _serve_node, (kind, engine, f"/bench/{kind}", decimation))
+    if "p50_ms" not in result:
+        return result
+    floor = _drive(kind, min(seconds, 5.0), rate, _serve_relay, (kind, f"/bench/{kind}", decimation))
+    result.update({"engine": engine, "cloud_decimation": decimation,
+                   "dds_floor_p50_ms": floor.get("p50_ms", math.nan),
+                   "dds_floor_depth_p50_ms": floor.get("depth_p50_ms", math.nan)})
+    result["node_added_p50_ms"] = result["overhead_p50_ms"] - result["dds_floor_p50_ms"]
+    return result
+
+
+def _drive(kind: str, seconds: float, rate: float, serve: Any, serve_args: tuple[Any, ...]) -> dict[str, Any]:
+    """Publish the kind's inputs at `rate` for `seconds` to `serve` (run in a process of its own) and time what
+    comes back on depth and depth/points."""
     import multiprocessing
 
     from ..ros.node_driver import T_CAM_LIDAR
@@ -109,7 +169,7 @@ def bench_kind(kind: str, engine: str, seconds: float, rate: float, decimation: 
     offset = time.time_ns() / 1e9 - time.monotonic()  # arrivals are monotonic, stamps are wall clock
     mp = multiprocessing.get_context("spawn")
     conn, child_conn = mp.Pipe()
-    proc = mp.Process(target=_serve_node, args=(kind, engine, ns, decimation, child_conn), daemon=True)
+    proc = mp.Process(target=serve, args=(*serve_args, child_conn), daemon=True)
     with RosSession() as session:
         driver = session.add(Driver(session.context, name="bench_driver"))
         for name in ("depth", "depth/points"):
@@ -184,7 +244,6 @@ def bench_kind(kind: str, engine: str, seconds: float, rate: float, decimation: 
         overhead.append(l_points - eng - queue)
     processed = len(lat_points)
     return {
-        "engine": engine, "cloud_decimation": decimation,
         "frames_sent": len(sent), "frames_out": processed,
         "fps": processed / seconds if seconds > 0 else math.nan,
         "p50_ms": _pct(lat_points, 50), "p95_ms": _pct(lat_points, 95),

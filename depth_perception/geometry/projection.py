@@ -6,6 +6,8 @@ optical frame. The torch twins (`backproject_torch`, `project_torch`) serve trai
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .camera import PinholeCamera
@@ -45,6 +47,78 @@ def backproject(depth: np.ndarray, camera: PinholeCamera) -> np.ndarray:
     np.multiply(ry, z, out=out[..., 1])
     out[..., 2] = z
     return out
+
+
+def _cloud_into_numpy(depth: np.ndarray, rx: np.ndarray, ry: np.ndarray, rgb: np.ndarray, out: np.ndarray) -> int:
+    """The numpy twin of the compiled `_cloud_into`: `out` (H, W, S) float32, S = 3 or 4 (4: packed rgb)."""
+    with np.errstate(invalid="ignore"):
+        valid = (depth > 0) & (depth < np.inf)  # False for NaN
+    z = out[..., 2]
+    np.copyto(z, depth, casting="unsafe")
+    z[~valid] = np.nan
+    np.multiply(rx, z, out=out[..., 0])
+    np.multiply(ry, z, out=out[..., 1])
+    if out.shape[2] == 4 and rgb.shape[0]:
+        bits = out.view(np.uint32)[..., 3]
+        np.left_shift(rgb[..., 0], 16, out=bits, dtype=np.uint32)
+        bits |= rgb[..., 1].astype(np.uint32) << 8
+        bits |= rgb[..., 2]
+    return int(valid.sum())
+
+
+def _cloud_into_loops(depth: np.ndarray, rx: np.ndarray, ry: np.ndarray, rgb: np.ndarray, out: np.ndarray) -> int:
+    """One pass over the pixels, writing each point's x, y, z (NaN where depth is not a positive finite number)
+    and, where `out` has a fourth channel and rgb is given, the colour packed as 0x00RRGGBB; the number of valid
+    points."""
+    h, w, s = out.shape
+    bits = out.view(np.uint32)
+    colour = s == 4 and rgb.shape[0] > 0
+    nan = np.float32(np.nan)
+    count = 0
+    for y in range(h):
+        for x in range(w):
+            d = depth[y, x]
+            if d > 0 and d < np.inf:
+                z = np.float32(d)
+                out[y, x, 0] = rx[y, x] * z
+                out[y, x, 1] = ry[y, x] * z
+                out[y, x, 2] = z
+                count += 1
+            else:
+                out[y, x, 0] = nan
+                out[y, x, 1] = nan
+                out[y, x, 2] = nan
+            if colour:
+                r, g, b = np.uint32(rgb[y, x, 0]), np.uint32(rgb[y, x, 1]), np.uint32(rgb[y, x, 2])
+                bits[y, x, 3] = (r << 16) | (g << 8) | b
+    return count
+
+
+try:  # compiled where numba is installed (the pip environment; a ROS distro may lack python3-numba)
+    import numba as _numba
+except ImportError:  # pragma: no cover
+    _numba = None
+if _numba is not None and os.environ.get("DEPTH_PERCEPTION_NO_NUMBA", "") != "1":
+    _cloud_into = _numba.njit(cache=True, nogil=True)(_cloud_into_loops)
+else:
+    _cloud_into = _cloud_into_numpy
+
+
+def backproject_into(depth: np.ndarray, camera: PinholeCamera, out: np.ndarray, rgb: np.ndarray | None = None) -> int:
+    """Depth (H, W) metres -> the points written into `out` (H, W, S) float32, a view of a point cloud's
+    buffer: x, y, z in channels 0-2 (NaN where depth is unknown: NaN, inf, <= 0) and, with uint8 (H, W, 3)
+    `rgb` and S = 4, the colour as 0x00RRGGBB bits in channel 3 (depth_image_proc's and PCL's packing). One
+    compiled pass: numpy's strided writes into an interleaved buffer cost 1.5 ms a channel at KITTI size.
+    Returns the number of valid points."""
+    h, w = camera.shape
+    if depth.shape != (h, w) or out.shape[:2] != (h, w) or out.shape[2] not in (3, 4) or out.dtype != np.float32:
+        raise ValueError(f"depth {depth.shape} and out {out.shape} {out.dtype} must be ({h}, {w}) and "
+                         f"({h}, {w}, 3 or 4) float32")
+    if rgb is not None and (rgb.shape != (h, w, 3) or rgb.dtype != np.uint8):
+        raise ValueError(f"rgb must be uint8 ({h}, {w}, 3), got {rgb.dtype} {rgb.shape}")
+    rx, ry = pixel_rays(camera)
+    empty = np.zeros((0, 0, 3), np.uint8)
+    return int(_cloud_into(np.asarray(depth), rx, ry, empty if rgb is None else rgb, out))
 
 
 def project_points(points: np.ndarray, camera: PinholeCamera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 
 from ..geometry.camera import PinholeCamera
-from ..geometry.projection import pixel_rays  # backproject's cached (x/z, y/z) per pixel
+from ..geometry.projection import backproject_into
 from .image import data_buffer, set_uint8_data
 
 _DATATYPES: dict[int, np.dtype] = {
@@ -207,26 +207,11 @@ def depth_to_pointcloud2(
         rgb = rgb[::d, ::d] if rgb is not None else None
         camera = PinholeCamera(depth.shape[1], depth.shape[0], camera.fx / d, camera.fy / d, camera.cx / d,
                                camera.cy / d)
-    with np.errstate(invalid="ignore"):
-        valid = depth > 0
-        valid &= depth < np.inf  # also False for NaN
     msg, cloud = _empty_cloud(XYZRGB_DTYPE if rgb is not None else XYZ_DTYPE, camera.shape, header)
-    msg.is_dense = bool(valid.all())
-    # Computed straight into the message's buffer (backproject's formula, on its cached per-pixel rays): no
-    # temporary cloud and no copy afterwards, which at KITTI size saves more time than the arithmetic takes.
+    # Written straight into the message's buffer in one pass (geometry.projection.backproject_into): no temporary
+    # cloud and no copy afterwards.
     xyz = cloud.view(np.float32).reshape(camera.height, camera.width, -1)
-    z = xyz[..., 2]
-    np.copyto(z, depth, casting="unsafe")
-    z[~valid] = np.nan
-    rx, ry = pixel_rays(camera)
-    np.multiply(rx, z, out=xyz[..., 0])
-    np.multiply(ry, z, out=xyz[..., 1])
-    if rgb is not None:
-        # The packed colour byte by byte: the uint32 0x00RRGGBB is bytes B, G, R, 0 on a little-endian host.
-        colour = cloud.view(np.uint8).reshape(camera.height, camera.width, 16)[..., 12:16]
-        channel_of_byte = (None, 0, 1, 2) if _NATIVE_BIG else (2, 1, 0, None)
-        for byte, channel in enumerate(channel_of_byte):
-            colour[..., byte] = 0 if channel is None else rgb[..., channel]
+    msg.is_dense = backproject_into(depth, camera, xyz, rgb) == depth.size
     return msg
 
 

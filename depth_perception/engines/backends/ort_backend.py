@@ -55,6 +55,11 @@ class OrtEngine(Engine):
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        # ONNX Runtime's worker threads busy-wait after each run by default; beside a node's own work on the same
+        # cores (publishing a frame, receiving the next) that spinning took the CPU the node needed.
+        # DEPTH_PERCEPTION_ORT_SPINNING=1 keeps ONNX Runtime's default.
+        opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                      "1" if os.environ.get("DEPTH_PERCEPTION_ORT_SPINNING", "0") == "1" else "0")
         gpu = {"device_id": device.split(":", 1)[1]} if device.startswith("cuda:") else {}  # cuda:N -> GPU N
         provider_options: list[tuple[str, dict[str, str]] | str] = []
         for p in providers:
