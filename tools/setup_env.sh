@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Creates or reuses .venv (Python 3.11) with the ROS 2 wheels, PyTorch CPU and the ONNX tooling,
 # builds tf2_msgs into it, and installs this package in editable mode. Quick when nothing changed:
-# a stamp holds the hash of everything that shapes the environment. pip does not byte-compile the 2 GB it installs
-# (--no-compile: a minute on a 2-core machine); Python compiles the modules that are imported, when they are.
+# a stamp holds the hash of everything that shapes the environment. pip installs without byte-compiling
+# (--no-compile); compileall does it on both cores while the kernels and tf2_msgs build (pip's own compile is one
+# core, a minute here). The .pyc files must exist: where PYTHONDONTWRITEBYTECODE is set (this CI machine) no
+# import writes them, and every test subprocess would compile torch again.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -26,11 +28,16 @@ echo "setup_env: preparing $VENV (first run takes a few minutes)" >&2
 "$VENV/bin/python" -c "import rclpy, torch, onnxruntime, rosbags" || { echo "setup_env: pip install failed" >&2; exit 1; }
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored" || true
 "$VENV/bin/python" -c "import depth_perception" || { echo "setup_env: package install failed" >&2; exit 1; }
+site=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+# a few packages ship files that are not Python 3.11 (templates, other versions' code): pip skips them too
+"$VENV/bin/python" -m compileall -q -j 2 "$site" >/dev/null 2>&1 &
+compiling=$!
 # The package's numba kernels (pipelines/compiled.py) compile on one core (about 30 s) into numba's cache while
 # tf2_msgs builds; tools/run_tests.sh builds them again if this did not (then they take a second).
 "$VENV/bin/python" -m depth_perception.pipelines.compiled >/dev/null 2>&1 &
 kernels=$!
 bash tools/build_tf2_msgs.sh "$VENV"
-wait "$kernels" || echo "setup_env: the sweep's kernels did not build here; the tests will build them" >&2
+wait "$kernels" || echo "setup_env: the compiled kernels did not build here; the tests will build them" >&2
+wait "$compiling" || true
 echo "$want" > "$stamp"
 echo "setup_env: ready" >&2

@@ -104,43 +104,27 @@ def _serve_node(kind: str, engine: str, ns: str, decimation: int, conn: Any) -> 
 
 
 def _serve_relay(kind: str, ns: str, decimation: int, conn: Any) -> None:
-    """The DDS floor's stand-in for the node: each input image answered at once with a depth image and a cloud
-    of the node's output sizes, built before the run (frame log rows as the node's, engine time 0)."""
-    from rclpy.node import Node
-    from sensor_msgs.msg import Image
-
+    """The DDS floor's stand-in for the node (`ros.node_driver.Relay`): each input image answered at once with a
+    depth image and a cloud of the node's output sizes, built before the run (frame log rows as the node's,
+    engine time 0)."""
     from ..ros.image import depth_to_image
+    from ..ros.node_driver import Relay
     from ..ros.pointcloud import depth_to_pointcloud2
-    from ..ros.qos import output_qos, sensor_qos
 
     session = RosSession()
-    node = session.add(Node("bench_relay", namespace=ns, context=session.context))
     depth = np.full(CAMERA.shape, SCENE.depth, np.float32)
-    depth_msg = depth_to_image(depth)
-    cloud_msg = depth_to_pointcloud2(depth, CAMERA, rgb=np.zeros(CAMERA.shape + (3,), np.uint8),
-                                     decimation=decimation)
-    pub_depth = node.create_publisher(Image, "depth", output_qos(5))
-    pub_points = node.create_publisher(type(cloud_msg), "depth/points", output_qos(5))
-    log: list[tuple[int, float, float, float]] = []
-
-    def relay(msg: Any) -> None:
-        t0 = time.perf_counter()
-        depth_msg.header, cloud_msg.header = msg.header, msg.header
-        pub_depth.publish(depth_msg)
-        pub_points.publish(cloud_msg)
-        ms = (time.perf_counter() - t0) * 1e3
-        log.append((stamp_of(msg), 0.0, ms, ms))
-
-    image_topic = "left/image_rect" if kind == "stereo" else "image_rect"
-    for name, msg in _messages(kind, 0, "camera").items():  # every input the node takes, as the driver expects
-        node.create_subscription(type(msg), name, relay if name == image_topic else (lambda _msg: None),
-                                 sensor_qos("reliable", 5))
+    outputs = {"depth": depth_to_image(depth),
+               "depth/points": depth_to_pointcloud2(depth, CAMERA, rgb=np.zeros(CAMERA.shape + (3,), np.uint8),
+                                                    decimation=decimation)}
+    inputs = {name: type(msg) for name, msg in _messages(kind, 0, "camera").items()}
+    relay = session.add(Relay(session.context, ns, inputs, "left/image_rect" if kind == "stereo" else "image_rect",
+                              outputs))
     try:
         conn.send((True, "relay"))
         while conn.recv() == "clear":
-            log.clear()
+            relay.frame_log.clear()
             conn.send("cleared")
-        conn.send(list(log))
+        conn.send(list(relay.frame_log))
     finally:
         session.close()
 

@@ -315,6 +315,31 @@ def publish_set(driver: Driver, namespace: str, messages: Mapping[str, Any]) -> 
         driver.publish(topic(namespace, name), msg)
 
 
+class Relay(Node):
+    """Answers each message on `trigger` at once with prebuilt `outputs` (relative name -> message) carrying its
+    header: what DDS alone costs for a node's inputs and outputs, with no conversion and no engine (the peer of
+    `bench node`). It subscribes to every topic of `inputs` (relative name -> type), as the node does, so a
+    driver that waits for its subscribers sees it ready; `frame_log` rows are the nodes' (stamp ns, engine ms
+    = 0, processing ms, processing ms)."""
+
+    def __init__(self, context: Context, namespace: str, inputs: Mapping[str, type], trigger: str,
+                 outputs: Mapping[str, Any]) -> None:
+        super().__init__("bench_relay", namespace=namespace, context=context)
+        self.frame_log: list[tuple[int, float, float, float]] = []
+        self._outputs = [(self.create_publisher(type(msg), name, output_qos(5)), msg) for name, msg in outputs.items()]
+        for name, msg_type in inputs.items():
+            self.create_subscription(msg_type, name, self._relay if name == trigger else (lambda _msg: None),
+                                     sensor_qos("reliable", 5))
+
+    def _relay(self, msg: Any) -> None:
+        t0 = time.perf_counter()
+        for pub, out in self._outputs:
+            out.header = msg.header
+            pub.publish(out)
+        ms = (time.perf_counter() - t0) * 1e3
+        self.frame_log.append((stamp_of(msg), 0.0, ms, ms))
+
+
 def serialized_header(data: bytes) -> Header:
     """The std_msgs/Header that a serialized (CDR) message starts with: every stamped sensor message's first
     field (Image, PointCloud2, CameraInfo, ...)."""
