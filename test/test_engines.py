@@ -65,6 +65,24 @@ def test_onnxruntime_threads_do_not_spin_after_a_run_unless_asked(mono_artifact,
     assert engine.session.get_session_options().get_session_config_entry(key) == "1"
 
 
+def test_a_machine_without_a_cuda_driver_loads_an_onnx_engine_without_importing_torch():
+    # torch's import (3 s here) only to hear "no GPU" slowed every node and command start on a CPU machine
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; from depth_perception.engines.backends import torch_backend as tb; "
+            "tb.CUDA_DEVICE_NODES = ('/nonexistent/nvidiactl',); assert tb.cuda_driver_absent() == "
+            "sys.platform.startswith('linux'); from depth_perception.engines import load_engine; "
+            "e = load_engine(sys.argv[1], device='auto'); print(e.backend, e.device, 'torch' in sys.modules)")
+    engine = Path(__file__).resolve().parents[1] / "engines" / "mono_default.onnx"
+    done = subprocess.run([sys.executable, "-c", code, str(engine)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    backend, device, torch_imported = done.stdout.split()
+    assert (backend, device) == ("onnxruntime", "cpu")
+    assert torch_imported == str(not sys.platform.startswith("linux"))
+
+
 def test_torch_backend_rebuilds_the_architecture_from_the_onnx_sidecar_and_safetensors(mono_artifact):
     path, module = mono_artifact
     engine = load_engine(path, backend="torch", device="cpu")

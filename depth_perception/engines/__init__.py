@@ -100,6 +100,10 @@ def check_device(device: str) -> None:
 
 
 def _torch_cuda_count() -> int:
+    from .backends.torch_backend import cuda_driver_absent
+
+    if cuda_driver_absent():
+        return 0
     try:
         import torch
     except ImportError:

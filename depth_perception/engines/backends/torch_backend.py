@@ -1,6 +1,8 @@
 """The torch backend: rebuild the architecture named in the sidecar and load its safetensors weights (no pickle)."""
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,20 @@ def weights_path(model_path: Path, spec: EngineSpec) -> Path:
     return model_path.parent / str(spec["weights_file"])
 
 
+# Device nodes that a CUDA driver makes on Linux: desktop and server GPUs (nvidiactl, nvidia0), Jetson (nvhost-ctrl-gpu,
+# nvmap), WSL 2 (dxg).
+CUDA_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/nvhost-ctrl-gpu", "/dev/nvmap", "/dev/dxg")
+
+
+def cuda_driver_absent() -> bool:
+    """True where CUDA certainly cannot run: Linux with none of the driver's device nodes. Spares importing torch
+    (3 s on a small CPU, at every node and CLI start) only to hear that there is no GPU."""
+    return sys.platform.startswith("linux") and not any(os.path.exists(p) for p in CUDA_DEVICE_NODES)
+
+
 def cuda_available() -> bool:
+    if cuda_driver_absent():
+        return False
     try:
         import torch
     except ImportError:
