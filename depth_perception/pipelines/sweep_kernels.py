@@ -111,9 +111,11 @@ def plane_cost_volume(ref_census, ref_pad, ref_mean, ref_std, warped_pad, inside
     for band in prange(bands):
         code = np.empty(w, np.uint32)
         row = np.empty(w, np.float32)
-        col_w = np.empty(wide, np.float32)
-        col_ww = np.empty(wide, np.float32)
-        col_rw = np.empty(wide, np.float32)
+        # the ZNCC window's column sums per plane, slid down the band a row at a time (one row in, one out)
+        cols_w = np.empty((L, wide), np.float32)
+        cols_ww = np.empty((L, wide), np.float32)
+        cols_rw = np.empty((L, wide), np.float32)
+        y_first = band * h // bands
         box_w = np.empty(w, np.float32)
         box_ww = np.empty(w, np.float32)
         box_rw = np.empty(w, np.float32)
@@ -134,18 +136,29 @@ def plane_cost_volume(ref_census, ref_pad, ref_mean, ref_std, warped_pad, inside
                         row[x] += cs * np.float32(_popcount32(ref[x] ^ code[x]))
                 if cw < 1:
                     x0 = p - zr
-                    col_w[:] = 0.0
-                    col_ww[:] = 0.0
-                    col_rw[:] = 0.0
-                    for dy in range(-zr, zr + 1):
-                        wr = wp[y + p + dy, x0: x0 + wide]
-                        rr = ref_pad[y + p + dy, x0: x0 + wide]
+                    col_w, col_ww, col_rw = cols_w[lvl], cols_ww[lvl], cols_rw[lvl]
+                    if y == y_first:
+                        col_w[:] = 0.0
+                        col_ww[:] = 0.0
+                        col_rw[:] = 0.0
+                        for dy in range(-zr, zr + 1):
+                            wr = wp[y + p + dy, x0: x0 + wide]
+                            rr = ref_pad[y + p + dy, x0: x0 + wide]
+                            for xi in range(wide):
+                                x = np.uint64(xi)
+                                v = wr[x]
+                                col_w[x] += v
+                                col_ww[x] += v * v
+                                col_rw[x] += rr[x] * v
+                    else:
+                        wi, ri = wp[y + p + zr, x0: x0 + wide], ref_pad[y + p + zr, x0: x0 + wide]
+                        wo, ro = wp[y + p - zr - 1, x0: x0 + wide], ref_pad[y + p - zr - 1, x0: x0 + wide]
                         for xi in range(wide):
                             x = np.uint64(xi)
-                            v = wr[x]
-                            col_w[x] += v
-                            col_ww[x] += v * v
-                            col_rw[x] += rr[x] * v
+                            a, b = wi[x], wo[x]
+                            col_w[x] += a - b
+                            col_ww[x] += a * a - b * b
+                            col_rw[x] += ri[x] * a - ro[x] * b
                     box_w[:] = 0.0  # the window's sums along the row: k taps, no carried dependency
                     box_ww[:] = 0.0
                     box_rw[:] = 0.0
@@ -347,12 +360,12 @@ def winner_take_all(S, index, confidence):
     for y in prange(h):
         for x in range(w):
             s = S[y, x]
-            k = 0
             best = s[0]
-            for d in range(1, L):
-                if s[d] < best:
-                    best = s[d]
-                    k = d
+            for d in range(1, L):  # a reduction without a carried index: vectorized
+                best = min(best, s[d])
+            k = 0
+            while k < L - 1 and s[k] != best:  # the first plane that holds it, as argmin (NaN-safe bound)
+                k += 1
             sub = np.float32(k)
             if 1 <= k <= L - 2:
                 cm, c0, cp = s[k - 1], s[k], s[k + 1]
@@ -362,10 +375,11 @@ def winner_take_all(S, index, confidence):
                     off = min(max(off, np.float32(-0.5)), np.float32(0.5))
                     sub = np.float32(k) + off
             index[y, x] = sub
-            second = np.inf
-            for d in range(L):
-                if (d < k - 1 or d > k + 1) and s[d] < second:
-                    second = s[d]
+            second = np.float32(np.inf)
+            for d in range(0, k - 1):  # outside the winner's +-1 planes, as two branch-free reductions
+                second = min(second, s[d])
+            for d in range(k + 2, L):
+                second = min(second, s[d])
             conf = 0.0
             if second > 0:
                 conf = 1.0 - best / second
