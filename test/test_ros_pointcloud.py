@@ -191,7 +191,7 @@ def test_packed_rgb_unpacks_to_the_same_colours(rgb):
 
 
 def test_the_compiled_cloud_writer_and_its_numpy_twin_write_the_same_bytes():
-    from depth_perception.geometry import projection
+    from depth_perception.geometry import compiled, projection
 
     rng = np.random.default_rng(3)
     depth = rng.uniform(0.5, 90, CAM.shape).astype(np.float32)
@@ -202,7 +202,7 @@ def test_the_compiled_cloud_writer_and_its_numpy_twin_write_the_same_bytes():
         outs = [np.full(CAM.shape + (channels,), 7.0, np.float32) for _ in range(2)]
         counts = [projection._cloud_into_loops(depth, rx, ry, colour, outs[0]),
                   projection._cloud_into_numpy(depth, rx, ry, colour, outs[1])]
-        if projection._numba is not None:  # and the compiled kernel itself
+        if compiled.NUMBA:  # and the compiled kernel itself
             outs.append(np.full(CAM.shape + (channels,), 7.0, np.float32))
             counts.append(projection._cloud_into(depth, rx, ry, colour, outs[2]))
         assert counts == [depth.size - 4] * len(counts)

@@ -9,11 +9,12 @@ result is dense everywhere (a hole would otherwise count as 0 m in the metrics).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from .compiled import compiled_or
 
 DIAMOND_KERNEL_5 = np.array(
     [[0, 0, 1, 0, 0], [0, 1, 1, 1, 0], [1, 1, 1, 1, 1], [0, 1, 1, 1, 0], [0, 0, 1, 0, 0]], dtype=np.uint8
@@ -157,14 +158,7 @@ def _recursive_passes_loops(values: np.ndarray, fx: np.ndarray, fy: np.ndarray) 
                 row[x] += f[x] * (nxt[x] - row[x])
 
 
-try:  # compiled where numba is installed (the pip environment; a ROS distro may lack python3-numba)
-    import numba as _numba
-except ImportError:  # pragma: no cover
-    _numba = None
-if _numba is not None and os.environ.get("DEPTH_PERCEPTION_NO_NUMBA", "") != "1":
-    _recursive_passes = _numba.njit(cache=True, nogil=True)(_recursive_passes_loops)
-else:
-    _recursive_passes = _recursive_passes_numpy
+_recursive_passes = compiled_or(_recursive_passes_loops, _recursive_passes_numpy)  # numba where installed
 
 
 def guided_fill(image: np.ndarray, sparse_depth: np.ndarray, base: np.ndarray, sigma_s: float = GUIDED_SIGMA_S,

@@ -6,11 +6,10 @@ optical frame. The torch twins (`backproject_torch`, `project_torch`) serve trai
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from .camera import PinholeCamera
+from .compiled import compiled_or
 
 
 def pixel_grid(height: int, width: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
@@ -94,14 +93,7 @@ def _cloud_into_loops(depth: np.ndarray, rx: np.ndarray, ry: np.ndarray, rgb: np
     return count
 
 
-try:  # compiled where numba is installed (the pip environment; a ROS distro may lack python3-numba)
-    import numba as _numba
-except ImportError:  # pragma: no cover
-    _numba = None
-if _numba is not None and os.environ.get("DEPTH_PERCEPTION_NO_NUMBA", "") != "1":
-    _cloud_into = _numba.njit(cache=True, nogil=True)(_cloud_into_loops)
-else:
-    _cloud_into = _cloud_into_numpy
+_cloud_into = compiled_or(_cloud_into_loops, _cloud_into_numpy)  # numba where installed (geometry.compiled)
 
 
 def backproject_into(depth: np.ndarray, camera: PinholeCamera, out: np.ndarray, rgb: np.ndarray | None = None) -> int:
