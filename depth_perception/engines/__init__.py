@@ -100,15 +100,11 @@ def check_device(device: str) -> None:
 
 
 def _torch_cuda_count() -> int:
-    from .backends.torch_backend import cuda_driver_absent
+    if not _torch_cuda():  # no torch, or no CUDA driver (then torch is not even imported)
+        return 0
+    import torch
 
-    if cuda_driver_absent():
-        return 0
-    try:
-        import torch
-    except ImportError:
-        return 0
-    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    return int(torch.cuda.device_count())
 
 
 def _resolve_device(device: str) -> str:

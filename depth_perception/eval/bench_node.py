@@ -94,13 +94,19 @@ def _serve_node(kind: str, engine: str, ns: str, decimation: int, conn: Any) -> 
             deadline = time.monotonic() + 30
             while not node.tf.can_transform("camera_color_left", "velo_link") and time.monotonic() < deadline:
                 time.sleep(0.05)
-        conn.send((ready, node.diagnostic_state()[1]))
-        while conn.recv() == "clear":
-            node.frame_log.clear()
-            conn.send("cleared")
-        conn.send([tuple(r) for r in node.frame_log])
+        _answer(conn, (ready, node.diagnostic_state()[1]), node.frame_log)
     finally:
         session.close()
+
+
+def _answer(conn: Any, state: tuple[bool, str], frame_log: Any) -> None:
+    """The served process's side of the pipe: its state once started, the frame log cleared on "clear" (after
+    warm-up), and the log's rows on anything else (the end of the run)."""
+    conn.send(state)
+    while conn.recv() == "clear":
+        frame_log.clear()
+        conn.send("cleared")
+    conn.send([tuple(r) for r in frame_log])
 
 
 def _serve_relay(kind: str, ns: str, decimation: int, conn: Any) -> None:
@@ -120,11 +126,7 @@ def _serve_relay(kind: str, ns: str, decimation: int, conn: Any) -> None:
     relay = session.add(Relay(session.context, ns, inputs, "left/image_rect" if kind == "stereo" else "image_rect",
                               outputs))
     try:
-        conn.send((True, "relay"))
-        while conn.recv() == "clear":
-            relay.frame_log.clear()
-            conn.send("cleared")
-        conn.send(list(relay.frame_log))
+        _answer(conn, (True, "relay"), relay.frame_log)
     finally:
         session.close()
 

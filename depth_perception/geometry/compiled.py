@@ -11,15 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 try:
-    import numba as _numba
-except ImportError:  # pragma: no cover
-    _numba = None
+    import numba
+except ImportError:  # pragma: no cover - numba is a requirement of the pip environment
+    numba = None
 
-NUMBA = _numba is not None and os.environ.get("DEPTH_PERCEPTION_NO_NUMBA", "") != "1"
+NUMBA = numba is not None and os.environ.get("DEPTH_PERCEPTION_NO_NUMBA", "") != "1"
 
 
 def compiled_or(loops: Callable[..., Any], numpy_twin: Callable[..., Any]) -> Callable[..., Any]:
     """`loops` compiled by numba (cached on disk, without the GIL) where NUMBA, else `numpy_twin`."""
     if NUMBA:
-        return _numba.njit(cache=True, nogil=True)(loops)
+        return numba.njit(cache=True, nogil=True)(loops)
     return numpy_twin

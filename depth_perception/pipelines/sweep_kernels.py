@@ -10,16 +10,10 @@ results, slower.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-try:
-    import numba as nb
-except ImportError:  # pragma: no cover - numba is a requirement of the pip environment
-    nb = None
-# DEPTH_PERCEPTION_NO_NUMBA=1 runs the numpy code even where numba is installed (to compare, or to rule it out)
-AVAILABLE = nb is not None and os.environ.get("DEPTH_PERCEPTION_NO_NUMBA", "") != "1"
+from ..geometry.compiled import NUMBA as AVAILABLE  # numba installed and DEPTH_PERCEPTION_NO_NUMBA not 1
+from ..geometry.compiled import numba as nb
 
 
 def _njit(parallel: bool = False):
