@@ -124,6 +124,9 @@ def test_epochs_convert_to_steps_and_empty_data_is_a_one_line_error(tmp_path, dr
     assert json.loads((out / "checkpoint.json").read_text())["step"] == 2  # 0.5 x 8 frames / batch 2
     assert main(["eval", "completion", "--engine", "classical", "--data", str(tmp_path / "ep")]) == 2
     assert "no KITTI-layout drives" in capsys.readouterr().err
+    assert main(["train", "completion", "--data", str(drives[0]), "--out", str(tmp_path / "nc"),
+                 "--no-correction"]) == 2  # nothing to propagate from without an in-fill
+    assert "--no-correction needs --prior" in capsys.readouterr().err
 
 
 def test_export_writes_an_engine_that_the_pipeline_runs(tmp_path, drives):
@@ -175,7 +178,8 @@ def test_init_weight_adds_the_initial_depths_loss(drives):
         make_loss(-1.0)
 
 
-def test_the_prior_variant_learns_to_beat_its_in_fill(drives):
+@pytest.mark.parametrize("correction", [True, False], ids=["correction", "propagation_only"])
+def test_the_prior_variant_learns_to_beat_its_in_fill(drives, correction):
     from depth_perception.models.registry import build_model
     from depth_perception.training.completion_data import CompletionDriveDataset
     from depth_perception.training.completion_train import make_loss
@@ -183,7 +187,7 @@ def test_the_prior_variant_learns_to_beat_its_in_fill(drives):
 
     torch.manual_seed(0)
     model = build_model("nlspn_light", height=32, width=64, width_base=8, iterations=3, max_depth=40.0,
-                        prior="ipbasic")
+                        prior="ipbasic", correction=correction)
     kw = dict(crop_height=32, crop_width=64, top_crop=8, max_depth=40.0, prior="ipbasic")
     patterned = CompletionDriveDataset([drives[0]], sensor_patterns=1.0, **kw)
     lidar = CompletionDriveDataset([drives[0]], augment=False, **kw)

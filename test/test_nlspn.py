@@ -148,3 +148,26 @@ def test_the_prior_variant_starts_as_its_in_fill_and_is_blind_to_the_depth_range
     with pytest.raises(ValueError, match="prior"):
         NLSPN(**{**TINY, "prior": "nearest"})
     assert "prior" not in NLSPN(**TINY).config  # the configs of engines made before it stay as they were
+
+
+def test_the_propagation_only_variant_has_no_correction_head_and_starts_as_its_in_fill():
+    torch.manual_seed(0)
+    model = build_model("nlspn_light", **{**TINY, "prior": "guided", "correction": False}).eval()
+    assert model.init_head is None and model.config["correction"] is False
+    assert not any(name.startswith("init_head") for name in model.state_dict())
+    image, sparse, prior = model.example_inputs()
+    kept = torch.where(sparse > 0, sparse, prior).clamp(0, 40.0)
+    with torch.no_grad():
+        depth, _ = model(image, sparse, prior)
+        torch.testing.assert_close(depth, kept)  # untrained: the in-fill, measurements put back
+        model.propagation.conv_offset_aff.weight.normal_(0, 0.05)  # a trained-looking propagation
+        out = model.forward_train(image, sparse, prior)
+        near, _ = model(image, 0.1 * sparse, 0.1 * prior)
+    torch.testing.assert_close(out["init_depth"], prior)  # the propagation starts from the in-fill itself
+    assert not torch.allclose(out["depth"], kept)
+    torch.testing.assert_close(10.0 * near, out["depth"], rtol=1e-3, atol=1e-3)
+    measured = sparse > 0
+    torch.testing.assert_close(out["depth"][measured], sparse[measured])
+    assert "correction" not in build_model("nlspn_light", **{**TINY, "prior": "guided"}).config
+    with pytest.raises(ValueError, match="correction"):
+        NLSPN(**{**TINY, "correction": False})

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ipbasic: the network refines the classical in-fill (an extra engine input) and sees "
                              "depth divided by a per-image scale, so it starts as good as IP-Basic at any depth range; "
                              "guided: the same over the colour-guided in-fill (geometry.infill.guided_prior)")
+    parser.add_argument("--no-correction", dest="correction", action="store_false",
+                        help="with --prior: no initial-depth correction; only the propagation is learned, starting "
+                             "from the in-fill itself")
     parser.add_argument("--init", help="warm start: a checkpoint folder or .safetensors (an engine's weights) whose "
                                        "tensors of matching name and shape are copied in; a new run only")
     parser.add_argument("--sensor-patterns", type=float, default=0.0,

@@ -37,6 +37,7 @@ class CompletionTrainOptions(LoopOptions):
     prop_kernel: int = 3
     preserve_input: bool = True
     prior: str = "none"
+    correction: bool = True
     init: str | None = None
     sensor_patterns: float = 0.0
     height: int = 240
@@ -59,6 +60,8 @@ class CompletionTrainOptions(LoopOptions):
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.prior not in COMPLETION_PRIORS:
             raise ValueError(f"prior must be one of {COMPLETION_PRIORS}, got {self.prior!r}")
+        if not self.correction and self.prior == "none":
+            raise ValueError("--no-correction needs --prior (the propagation starts from the in-fill)")
 
 
 def model_config(args: CompletionTrainOptions) -> dict[str, Any]:
@@ -70,6 +73,8 @@ def model_config(args: CompletionTrainOptions) -> dict[str, Any]:
         config["width_base"] = args.width_base
     if args.prior != "none":
         config["prior"] = args.prior
+    if not args.correction:
+        config["correction"] = False
     return config
 
 
