@@ -25,9 +25,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers.stereo_scene import PlaneDrive, random_texture, render_plane, write_plane_drive
 
 
-def untrained_engine(folder, height=32, width=64):
+def untrained_engine(folder, height=32, width=64, hole_fill="rows"):
     torch.manual_seed(0)
-    model = build_model("stereo_refine", height=height, width=width, base=8, min_depth=0.5, max_depth=60.0)
+    model = build_model("stereo_refine", height=height, width=width, base=8, min_depth=0.5, max_depth=60.0,
+                        hole_fill=hole_fill)
     save_checkpoint(folder, model, None, 0, {"model": {"name": "stereo_refine", "config": model.config}})
     return folder
 
@@ -47,6 +48,25 @@ def test_the_prior_fills_holes_from_the_background_and_gives_them_no_confidence(
     np.testing.assert_allclose(filled[0], [2.0, 4.0, 4.0, 4.0, 4.0])  # the farther neighbour: the background
     np.testing.assert_allclose(filled[1], 50.0)  # a row with nothing: max_depth
     np.testing.assert_allclose(c[0], [0.8, 0.0, 0.0, 0.8, 0.0])
+
+
+def test_the_guided_prior_fills_a_hole_from_its_own_side_of_a_colour_edge():
+    depth = np.array([[2.0, 2.0, 2.0, np.nan, np.nan, 8.0, 8.0, 8.0]] * 3, np.float32)
+    image = np.zeros((3, 8, 3), np.uint8)
+    image[:, :4] = 200  # the near surface's colour runs to x = 3; the far one starts at x = 4
+    conf = np.full_like(depth, 0.9)
+    rows, _ = stereo_prior(depth, conf, fx_baseline=10.0, max_depth=50.0)
+    guided, c = stereo_prior(depth, conf, fx_baseline=10.0, max_depth=50.0, image=image)
+    np.testing.assert_allclose(rows[:, 3], 8.0)  # the row rule takes the background ...
+    np.testing.assert_allclose(guided[:, 3], 2.0, rtol=1e-3)  # ... the guided fill stays on the near colour
+    np.testing.assert_allclose(guided[:, 4], 8.0, rtol=1e-3)
+    measured = np.isfinite(depth)
+    np.testing.assert_array_equal(guided[measured], depth[measured])
+    np.testing.assert_array_equal(c, np.where(measured, 0.9, 0.0).astype(np.float32))
+    with pytest.raises(ValueError, match="hole_fill"):
+        StereoRefine(height=32, width=64, base=8, hole_fill="nearest")
+    assert "hole_fill" not in StereoRefine(height=32, width=64, base=8).config  # older sidecars stay as they were
+    assert StereoRefine(height=32, width=64, base=8, hole_fill="guided").io_spec()["hole_fill"] == "guided"
 
 
 def test_the_warp_reads_the_right_image_at_x_minus_d():
@@ -111,13 +131,15 @@ def test_an_untrained_engine_returns_its_prior_in_torch_and_in_onnx_runtime(tmp_
     np.testing.assert_allclose(out["depth"], inputs[4].numpy(), rtol=1e-4)
 
 
-def test_the_pipeline_runs_it_on_tiles_at_the_cameras_aspect_and_an_untrained_one_gives_the_filled_sweep(tmp_path):
+@pytest.mark.parametrize("hole_fill", ["rows", "guided"])
+def test_the_pipeline_runs_it_on_tiles_at_the_cameras_aspect_and_an_untrained_one_gives_the_filled_sweep(
+        tmp_path, hole_fill):
     camera = PinholeCamera(80, 72, 70.0, 70.0, 39.5, 35.5)  # 10:9, the engine is 2:1: tiles, not a squash
     left, right, gt = plane_pair(camera)
-    engine = untrained_engine(tmp_path / "refine")
+    engine = untrained_engine(tmp_path / "refine", hole_fill=hole_fill)
     cfg = dict(device="cpu", min_depth=2.0, max_depth=40.0, planes=48)
     pipe = StereoPipeline(StereoPipelineConfig(engine=str(engine), **cfg))
-    assert pipe.prior == "classical" and pipe.classical is not None
+    assert pipe.prior == "classical" and pipe.classical is not None and pipe.hole_fill == hole_fill
     result = pipe.process(left, right, camera, 0.5)
     assert result.depth.shape == camera.shape and np.isfinite(result.depth).all()  # dense
     assert result.info["tiles"] > 1 and "sweep_ms" in result.timings_ms
@@ -129,7 +151,9 @@ def test_the_pipeline_runs_it_on_tiles_at_the_cameras_aspect_and_an_untrained_on
     sweep = ClassicalStereo(ClassicalSweepConfig(min_depth=2.0, max_depth=40.0, planes=48))
     d, c, _ = sweep.compute(resize_image(left, sc.width, sc.height),
                             [(resize_image(right, sc.width, sc.height), rectified_pose(0.5))], sc)
-    prior, _ = stereo_prior(d, c, sc.fx * 0.5, 40.0)
+    image = resize_image(left, sc.width, sc.height) if hole_fill == "guided" else None
+    prior, _ = stereo_prior(d, c, sc.fx * 0.5, 40.0, image=image)
+    assert (~np.isfinite(d)).any()  # the sweep left holes for the fill to fill
     np.testing.assert_allclose(result.depth, restore_map(prior, camera), rtol=1e-4)
     rel = np.abs(result.depth - gt) / gt
     assert np.median(rel) < 0.03  # a real plane, recovered through the whole path

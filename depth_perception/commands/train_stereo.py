@@ -5,6 +5,7 @@ import argparse
 
 import torch
 
+from ..geometry.infill import STEREO_HOLE_FILLS
 from ..training.stereo_train import StereoTrainOptions, build_refine_trainer, build_trainer
 from ._options import add_loop_arguments, options_from
 
@@ -58,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lookup", type=int, default=0,
                         help="refine: also show the network the photometric error at the prior disparity "
                              "shifted by -N..N px (a local cost volume; 0 = none)")
+    parser.add_argument("--hole-fill", choices=STEREO_HOLE_FILLS, default="rows",
+                        help="refine: fill the sweep's holes in the prior from the background side of each row, or "
+                             "by the colour-guided in-fill of the sweep's disparities (stopped at image edges)")
     parser.add_argument("--min-depth", type=float, help="the engine's depth range (dpsnet: 1-80 m, refine: 0.3-200 m)")
     parser.add_argument("--max-depth", type=float)
     add_loop_arguments(parser)

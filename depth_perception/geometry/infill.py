@@ -232,15 +232,23 @@ def fill_rows_background(disp: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(out), out, 0.0).astype(np.float32)
 
 
-def stereo_prior(depth: np.ndarray, confidence: np.ndarray, fx_baseline: float, max_depth: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
+STEREO_HOLE_FILLS = ("rows", "guided")  # how a refinement engine's prior_depth fills the sweep's holes
+
+
+def stereo_prior(depth: np.ndarray, confidence: np.ndarray, fx_baseline: float, max_depth: float,
+                 image: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A classical sweep's depth (H, W) metres, NaN at its holes, made dense for a refinement engine: holes take
-    the background (smaller) disparity of their row (`fill_rows_background`), rows with none `max_depth`.
+    the background (smaller) disparity of their row (`fill_rows_background`), rows with none `max_depth`. With
+    `image` (the left image at the same size: hole fill "guided") the holes take `guided_fill` of the sweep's
+    disparities instead, stopped at the image's colour edges, over the row fill where none reaches.
     Returns (depth, confidence), confidence 0 at the filled pixels."""
     depth = np.asarray(depth, np.float32)
     valid = np.isfinite(depth) & (depth > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         disp = np.where(valid, np.float32(fx_baseline) / depth, np.nan)
-    disp = np.maximum(fill_rows_background(disp), np.float32(fx_baseline / max_depth))
+    floor = np.float32(fx_baseline / max_depth)
+    filled = np.maximum(fill_rows_background(disp), floor)
+    if image is not None:
+        filled = np.maximum(guided_fill(image, np.where(valid, disp, 0.0), filled), floor)
     conf = np.where(valid, np.nan_to_num(np.asarray(confidence, np.float32)), 0.0)
-    return (np.float32(fx_baseline) / disp).astype(np.float32), np.clip(conf, 0.0, 1.0).astype(np.float32)
+    return (np.float32(fx_baseline) / filled).astype(np.float32), np.clip(conf, 0.0, 1.0).astype(np.float32)

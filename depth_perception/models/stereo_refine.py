@@ -14,7 +14,10 @@ those units and added to the prior. The residual head starts at zero, so an untr
 With `correct="holes"` the residual applies only where the sweep gave no answer (prior_confidence 0) and the
 right view sees the pixel at the prior disparity: the sweep's own depths pass through unchanged, and so does
 the row fill where no match can exist (the left band the right camera does not see), and the network learns
-the rest of the in-fill.
+the rest of the in-fill. With `hole_fill="guided"` (sidecar key `hole_fill`) the holes are filled instead by the
+colour-guided in-fill of the sweep's disparities (`geometry.infill.guided_fill`: stopped at the image's edges), the
+row fill only where no measurement reaches; on Middlebury Motorcycle that in-fill alone takes the sweep from
+bad-1 0.254 to 0.148.
 
 Inputs are the stereo engine's (reference, sources, intrinsics, poses) plus `prior_depth` (the filled sweep,
 metres) and `prior_confidence` (the sweep's confidence, 0 where it left a hole); the first source must be the
@@ -30,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..geometry.infill import STEREO_HOLE_FILLS
 from .registry import register_model
 
 _MEAN = (0.485, 0.456, 0.406)
@@ -78,12 +82,15 @@ class StereoRefine(nn.Module):
     kind = "stereo"
 
     def __init__(self, height: int = 192, width: int = 640, base: int = 16, iterations: int = 1,
-                 min_depth: float = 0.3, max_depth: float = 200.0, correct: str = "all", lookup: int = 0) -> None:
+                 min_depth: float = 0.3, max_depth: float = 200.0, correct: str = "all", lookup: int = 0,
+                 hole_fill: str = "rows") -> None:
         super().__init__()
         if not 0 <= lookup <= 8:
             raise ValueError(f"lookup must be in [0, 8] pixels, got {lookup}")
         if correct not in CORRECT:
             raise ValueError(f"correct must be one of {CORRECT}, got {correct!r}")
+        if hole_fill not in STEREO_HOLE_FILLS:
+            raise ValueError(f"hole_fill must be one of {STEREO_HOLE_FILLS}, got {hole_fill!r}")
         if height % 8 or width % 8:
             raise ValueError(f"height and width must be multiples of 8, got {height}x{width}")
         if iterations < 1:
@@ -100,6 +107,9 @@ class StereoRefine(nn.Module):
         self.lookup = lookup
         if lookup:
             self.config["lookup"] = lookup
+        self.hole_fill = hole_fill
+        if hole_fill != "rows":
+            self.config["hole_fill"] = hole_fill
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
         c = base
@@ -188,7 +198,9 @@ class StereoRefine(nn.Module):
                 spec("sources", [1, 1, 3, h, w], "the rectified right view, RGB / 255"),
                 spec("intrinsics", [1, 3, 3], "K at the input resolution"),
                 spec("poses", [1, 1, 4, 4], "T_right_left: [I | (-baseline, 0, 0)]"),
-                spec("prior_depth", [1, 1, h, w], "the classical sweep's depth, holes filled from the background, m"),
+                spec("prior_depth", [1, 1, h, w], "the classical sweep's depth, holes filled "
+                     + ("by the colour-guided in-fill" if self.hole_fill == "guided" else "from the background")
+                     + ", m"),
                 spec("prior_confidence", [1, 1, h, w], "the classical sweep's confidence, 0 at its holes"),
             ],
             "outputs": [
@@ -199,6 +211,7 @@ class StereoRefine(nn.Module):
             "depth_range": [self.min_depth, self.max_depth],
             "metric": True,
             "prior": "classical",
+            **({"hole_fill": self.hole_fill} if self.hole_fill != "rows" else {}),
         }
 
     def example_inputs(self) -> tuple[Tensor, ...]:

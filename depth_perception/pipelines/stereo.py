@@ -24,7 +24,7 @@ import numpy as np
 
 from ..engines.resize import EngineTiles, reproject_to_camera, restore_map
 from ..geometry.camera import PinholeCamera
-from ..geometry.infill import stereo_prior
+from ..geometry.infill import STEREO_HOLE_FILLS, stereo_prior
 from ..geometry.plane_sweep import rectified_baseline, rectified_pose
 from ..geometry.resample import resize_image
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
@@ -90,6 +90,7 @@ class StereoPipeline:
         self.engine: Any = None
         self.classical: ClassicalStereo | None = None
         self.prior = "none"
+        self.hole_fill = "rows"
         if engine_path is not None:
             self.engine = open_engine(engine_path, "stereo", cfg.backend, cfg.device)
             spec = self.engine.spec
@@ -101,6 +102,10 @@ class StereoPipeline:
             if ("prior_depth" in shapes) != (self.prior == "classical") or self.prior not in ("none", "classical"):
                 raise ValueError(f"engine {engine_path}: input prior_depth and sidecar prior {self.prior!r} disagree "
                                  "(a prior_depth input needs \"prior\": \"classical\")")
+            self.hole_fill = str(spec.get("hole_fill", "rows"))
+            if self.hole_fill not in STEREO_HOLE_FILLS:
+                raise ValueError(f"engine {engine_path}: sidecar hole_fill {self.hole_fill!r} is not one of "
+                                 f"{STEREO_HOLE_FILLS}")
         if engine_path is None or self.prior == "classical":
             self.classical = ClassicalStereo(ClassicalSweepConfig(
                 min_depth=cfg.min_depth, max_depth=cfg.max_depth, planes=cfg.planes, lr_check=cfg.lr_check,
@@ -174,7 +179,8 @@ class StereoPipeline:
         t0 = time.perf_counter()
         depth, conf, info = self.classical.compute(left_s, [(right_s, T)], scaled)
         sweep_ms = (time.perf_counter() - t0) * 1e3
-        prior, prior_conf = stereo_prior(depth, conf, scaled.fx * baseline, self.config.max_depth)
+        prior, prior_conf = stereo_prior(depth, conf, scaled.fx * baseline, self.config.max_depth,
+                                         image=left_s if self.hole_fill == "guided" else None)
         ref_all, right_all = _chw(left_s), _chw(right_s)
         pose = np.asarray(T, np.float32)[None, None]
         depths, confs = [], []
