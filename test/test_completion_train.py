@@ -178,8 +178,9 @@ def test_init_weight_adds_the_initial_depths_loss(drives):
         make_loss(-1.0)
 
 
-@pytest.mark.parametrize("correction", [True, False], ids=["correction", "propagation_only"])
-def test_the_prior_variant_learns_to_beat_its_in_fill(drives, correction):
+@pytest.mark.parametrize(("correction", "guidance"), [(True, "deep"), (False, "deep"), (False, "local")],
+                         ids=["correction", "propagation_only", "local_propagation"])
+def test_the_prior_variant_learns_to_beat_its_in_fill(drives, correction, guidance):
     from depth_perception.models.registry import build_model
     from depth_perception.training.completion_data import CompletionDriveDataset
     from depth_perception.training.completion_train import make_loss
@@ -187,7 +188,7 @@ def test_the_prior_variant_learns_to_beat_its_in_fill(drives, correction):
 
     torch.manual_seed(0)
     model = build_model("nlspn_light", height=32, width=64, width_base=8, iterations=3, max_depth=40.0,
-                        prior="ipbasic", correction=correction)
+                        prior="ipbasic", correction=correction, guidance=guidance)
     kw = dict(crop_height=32, crop_width=64, top_crop=8, max_depth=40.0, prior="ipbasic")
     patterned = CompletionDriveDataset([drives[0]], sensor_patterns=1.0, **kw)
     lidar = CompletionDriveDataset([drives[0]], augment=False, **kw)

@@ -150,10 +150,13 @@ def test_the_prior_variant_starts_as_its_in_fill_and_is_blind_to_the_depth_range
     assert "prior" not in NLSPN(**TINY).config  # the configs of engines made before it stay as they were
 
 
-def test_the_propagation_only_variant_has_no_correction_head_and_starts_as_its_in_fill():
+@pytest.mark.parametrize("guidance", ["deep", "local"])
+def test_the_propagation_only_variant_has_no_correction_head_and_starts_as_its_in_fill(guidance):
     torch.manual_seed(0)
-    model = build_model("nlspn_light", **{**TINY, "prior": "guided", "correction": False}).eval()
+    model = build_model("nlspn_light", **{**TINY, "prior": "guided", "correction": False,
+                                          "guidance": guidance}).eval()
     assert model.init_head is None and model.config["correction"] is False
+    assert (model.encoder is None) == (guidance == "local") and model.config.get("guidance", "deep") == guidance
     assert not any(name.startswith("init_head") for name in model.state_dict())
     image, sparse, prior = model.example_inputs()
     kept = torch.where(sparse > 0, sparse, prior).clamp(0, 40.0)
@@ -171,3 +174,5 @@ def test_the_propagation_only_variant_has_no_correction_head_and_starts_as_its_i
     assert "correction" not in build_model("nlspn_light", **{**TINY, "prior": "guided"}).config
     with pytest.raises(ValueError, match="correction"):
         NLSPN(**{**TINY, "correction": False})
+    with pytest.raises(ValueError, match="guidance"):
+        NLSPN(**{**TINY, "guidance": "global"})

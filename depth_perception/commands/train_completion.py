@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..geometry.infill import COMPLETION_PRIORS
+from ..models.nlspn import GUIDANCE
 from ..training.completion_train import ARCHS, CompletionTrainOptions, build_trainer
 from ._options import add_loop_arguments, options_from
 
@@ -30,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-correction", dest="correction", action="store_false",
                         help="with --prior: no initial-depth correction; only the propagation is learned, starting "
                              "from the in-fill itself")
+    parser.add_argument("--guidance", choices=GUIDANCE, default="deep",
+                        help="what the confidence and propagation heads read: the encoder-decoder's features (deep, "
+                             "the paper's), or a 7x7 neighbourhood of colour and depth (local: no encoder)")
     parser.add_argument("--init", help="warm start: a checkpoint folder or .safetensors (an engine's weights) whose "
                                        "tensors of matching name and shape are copied in; a new run only")
     parser.add_argument("--sensor-patterns", type=float, default=0.0,

@@ -23,7 +23,10 @@ to depart from it, so the engine cannot start below the classical method it is c
 learned is only where and how far each pixel mixes with its neighbours (with the measurements re-imposed): each
 step is a normalized mix of in-fill values, not depth read from image features. Trained on synthetic scenes, the
 correction head was what moved real-scene depth furthest from the truth (Motorcycle, random 5 %: the shipped
-engine with its propagation zeroed scores 335 mm against its in-fill's 104).
+engine with its propagation zeroed scores 335 mm against its in-fill's 104). `guidance="local"` goes one step
+further: no encoder-decoder at all; the confidence and the propagation's offsets and affinities come from a 7x7
+neighbourhood of colour and depth (the stems and two 3x3 layers), local edge evidence of the kind the classical
+guided in-fill uses, which does not depend on the look of the training world.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from .registry import register_model
 from .resnet import ImageNormalize, ResNetEncoder
 
 PRIOR_MIN_SCALE = 0.05  # m: the per-image depth scale never falls below this (an all-empty in-fill reads 0)
+GUIDANCE = ("deep", "local")  # what the heads read: the encoder-decoder's features, or a 7x7 neighbourhood
 MAX_LOG_CORRECTION = 2.0  # the learned initial depth stays within e^-2 .. e^2 of the in-fill
 
 
@@ -161,12 +165,15 @@ class NLSPN(nn.Module):
         shared_head: bool = False,
         prior: str = "none",
         correction: bool = True,
+        guidance: str = "deep",
     ) -> None:
         super().__init__()
         if prior not in COMPLETION_PRIORS:
             raise ValueError(f"prior must be one of {COMPLETION_PRIORS}, got {prior!r}")
         if not correction and prior == "none":
             raise ValueError("correction=False needs a prior: without one there is no initial depth to propagate")
+        if guidance not in GUIDANCE:
+            raise ValueError(f"guidance must be one of {GUIDANCE}, got {guidance!r}")
         if height < 32 or width < 32:
             raise ValueError(f"height and width must be >= 32, got {height}x{width}")
         if not max_depth > 0:
@@ -182,6 +189,8 @@ class NLSPN(nn.Module):
             self.config["prior"] = prior
         if not correction:  # written only when off, as "prior": older configs stay as they were
             self.config["correction"] = False
+        if guidance != "deep":
+            self.config["guidance"] = guidance
         self.prior = prior
         self.correction = correction
         self.height, self.width, self.max_depth = height, width, float(max_depth)
@@ -190,22 +199,31 @@ class NLSPN(nn.Module):
         # Separate full-resolution stems for colour and depth (3/4 and 1/4 of the channels), as NLSPN does.
         self.stem_rgb = _conv_bn_relu(3, 3 * w // 4)
         self.stem_dep = _conv_bn_relu(1 if prior == "none" else 2, w // 4)
-        self.encoder = ResNetEncoder(layers=layers, width=w, in_channels=w)
-        enc = self.encoder.num_ch_enc  # strides 2, 4, 8, 16, 32
-        dec = [w, w, w, 2 * w, 4 * w]  # decoder outputs at strides 1, 2, 4, 8, 16
-        self.up16 = _conv_bn_relu(enc[4] + enc[3], dec[4])
-        self.up8 = _conv_bn_relu(dec[4] + enc[2], dec[3])
-        self.up4 = _conv_bn_relu(dec[3] + enc[1], dec[2])
-        self.up2 = _conv_bn_relu(dec[2] + enc[0], dec[1])
-        self.up1 = _conv_bn_relu(dec[1] + w, dec[0])
         self.num = prop_kernel * prop_kernel - 1
-        # The paper gives each output its own full-resolution branch; the light variant shares the first
-        # convolution (full-resolution convolutions dominate its run time on small devices).
-        trunk = _conv_bn_relu(dec[0] + w, w) if shared_head else None
+        self.encoder: ResNetEncoder | None = None
+        if guidance == "local":
+            # No encoder-decoder: the heads read a 7x7 neighbourhood of colour and depth (two more 3x3 layers on
+            # the stems), so what they learn is local edge evidence, not the look of a training world.
+            trunk: nn.Module | None = nn.Sequential(_conv_bn_relu(w, w), _conv_bn_relu(w, w))
 
-        def head(cout: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(w, cout, 3, 1, 1)) if shared_head else \
-                nn.Sequential(_conv_bn_relu(dec[0] + w, w), nn.Conv2d(w, cout, 3, 1, 1))
+            def head(cout: int) -> nn.Sequential:
+                return nn.Sequential(nn.Conv2d(w, cout, 3, 1, 1))
+        else:
+            self.encoder = ResNetEncoder(layers=layers, width=w, in_channels=w)
+            enc = self.encoder.num_ch_enc  # strides 2, 4, 8, 16, 32
+            dec = [w, w, w, 2 * w, 4 * w]  # decoder outputs at strides 1, 2, 4, 8, 16
+            self.up16 = _conv_bn_relu(enc[4] + enc[3], dec[4])
+            self.up8 = _conv_bn_relu(dec[4] + enc[2], dec[3])
+            self.up4 = _conv_bn_relu(dec[3] + enc[1], dec[2])
+            self.up2 = _conv_bn_relu(dec[2] + enc[0], dec[1])
+            self.up1 = _conv_bn_relu(dec[1] + w, dec[0])
+            # The paper gives each output its own full-resolution branch; the light variant shares the first
+            # convolution (full-resolution convolutions dominate its run time on small devices).
+            trunk = _conv_bn_relu(dec[0] + w, w) if shared_head else None
+
+            def head(cout: int) -> nn.Sequential:
+                return nn.Sequential(nn.Conv2d(w, cout, 3, 1, 1)) if shared_head else \
+                    nn.Sequential(_conv_bn_relu(dec[0] + w, w), nn.Conv2d(w, cout, 3, 1, 1))
 
         self.head_trunk = trunk
         # correction=False: no initial-depth head at all; the propagation starts from the in-fill itself
@@ -225,6 +243,16 @@ class NLSPN(nn.Module):
         x = F.interpolate(x, size=(skip.shape[-2], skip.shape[-1]), mode="bilinear", align_corners=False)
         return torch.cat([x, skip], 1)
 
+    def _decode(self, f1: Tensor) -> Tensor:
+        assert self.encoder is not None
+        f2, f4, f8, f16, f32 = self.encoder(f1)
+        x = self.up16(self._up_cat(f32, f16))
+        x = self.up8(self._up_cat(x, f8))
+        x = self.up4(self._up_cat(x, f4))
+        x = self.up2(self._up_cat(x, f2))
+        x = self.up1(self._up_cat(x, f1))
+        return torch.cat([x, f1], 1)
+
     def forward_train(self, image: Tensor, sparse_depth: Tensor, prior_depth: Tensor | None = None
                       ) -> dict[str, Tensor]:
         sparse = torch.clamp(sparse_depth, min=0.0)
@@ -240,13 +268,7 @@ class NLSPN(nn.Module):
             depth_in = torch.cat([sparse / scale, prior], 1)
         sparse = sparse / scale
         f1 = torch.cat([self.stem_rgb(self.normalize(image)), self.stem_dep(depth_in)], 1)
-        f2, f4, f8, f16, f32 = self.encoder(f1)
-        x = self.up16(self._up_cat(f32, f16))
-        x = self.up8(self._up_cat(x, f8))
-        x = self.up4(self._up_cat(x, f4))
-        x = self.up2(self._up_cat(x, f2))
-        x = self.up1(self._up_cat(x, f1))
-        x = torch.cat([x, f1], 1)
+        x = f1 if self.encoder is None else self._decode(f1)
         if self.head_trunk is not None:
             x = self.head_trunk(x)
         if self.init_head is None:

@@ -38,6 +38,7 @@ class CompletionTrainOptions(LoopOptions):
     preserve_input: bool = True
     prior: str = "none"
     correction: bool = True
+    guidance: str = "deep"
     init: str | None = None
     sensor_patterns: float = 0.0
     height: int = 240
@@ -75,6 +76,8 @@ def model_config(args: CompletionTrainOptions) -> dict[str, Any]:
         config["prior"] = args.prior
     if not args.correction:
         config["correction"] = False
+    if args.guidance != "deep":
+        config["guidance"] = args.guidance
     return config
 
 
