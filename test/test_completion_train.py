@@ -230,6 +230,15 @@ def test_a_warm_start_copies_what_matches_and_names_what_it_left(tmp_path):
     fresh = warm_start(tmp_path / "old", new)
     assert fresh == ["stem_dep.0.weight"]  # the depth stem takes two channels now; the rest is copied
     torch.testing.assert_close(new.encoder.state_dict(), old.encoder.state_dict())
+    with torch.no_grad():
+        old.propagation.conv_offset_aff.weight.normal_()
+    save_checkpoint(tmp_path / "old", old, None, 0, {"model": {"name": "nlspn_light", "config": old.config}})
+    again = build_model("nlspn_light", height=32, width=64, width_base=8, iterations=2, prior="ipbasic",
+                        correction=False)
+    fresh = warm_start(tmp_path / "old", again, skip=["propagation.conv_offset_aff"])
+    assert fresh == ["propagation.conv_offset_aff.bias", "propagation.conv_offset_aff.weight", "stem_dep.0.weight"]
+    assert not again.propagation.conv_offset_aff.weight.any()  # skipped: the propagation starts from none
+    torch.testing.assert_close(again.encoder.state_dict(), old.encoder.state_dict())
     other = build_model("nlspn_light", height=32, width=64, width_base=16, iterations=2)
     save_checkpoint(tmp_path / "wide", other, None, 0, {"model": {"name": "nlspn_light", "config": other.config}})
     with pytest.raises(ValueError, match="share no tensor"):

@@ -93,11 +93,11 @@ def test_completion_on_the_real_scene_in_random_and_scanner_patterns(scene):
 def test_the_shipped_completion_engine_holds_its_own_against_ip_basic_on_the_real_scene():
     """The real-data check of the learned completion engine, both sparse patterns, on the whole Motorcycle scene.
 
-    The shipped engine (NLSPN light refining the colour-guided in-fill) is measured at 1.01x IP-Basic's RMSE on
-    the scanner pattern and 0.93x on the random one (README); the issue's target, 0.7x, is not reached, and this
-    test holds the line that was: within 1.1x on both. The engine over the IP-Basic prior scored 1.0x and 1.34x,
-    the one before the refinement design 2.5x and 7.6x; a squashed input, a lost prior or a unit error fails
-    here."""
+    The shipped engine (NLSPN light propagating the colour-guided in-fill, no correction head) is measured at
+    0.84x IP-Basic's RMSE on the scanner pattern and 0.74x on the random one (README); the issue's target, 0.7x,
+    is not reached, and this test holds the line that was: below 0.95x and 0.85x. The engine before it (with a
+    correction head) scored 1.01x and 0.93x, the one over the IP-Basic prior 1.0x and 1.34x, the one before the
+    refinement design 2.5x and 7.6x; a squashed input, a lost prior or a unit error fails here."""
     from depth_perception.pipelines.completion import default_engine_path
 
     engine = default_engine_path()
@@ -107,8 +107,8 @@ def test_the_shipped_completion_engine_holds_its_own_against_ip_basic_on_the_rea
     report = evaluate_completion_scene(scene, ["classical", str(engine)], patterns, device="cpu")
     learned = f"learned:{engine.name}"
     scanner, random = report["patterns"]["scanner"], report["patterns"]["random"]
-    assert scanner[learned]["rmse_mm"] < 1.1 * scanner["ip_basic"]["rmse_mm"], report
-    assert random[learned]["rmse_mm"] < 1.1 * random["ip_basic"]["rmse_mm"], report
+    assert scanner[learned]["rmse_mm"] < 0.95 * scanner["ip_basic"]["rmse_mm"], report
+    assert random[learned]["rmse_mm"] < 0.85 * random["ip_basic"]["rmse_mm"], report
 
 
 def test_the_shipped_stereo_engine_beats_sgbm_and_the_classical_sweep_on_the_real_scene(scene):

@@ -69,7 +69,7 @@ common=(--device "$DEVICE" --workers "$workers" --log-every 50 --ckpt-every 500 
    --export "$out/engines/mono_default.onnx" \
    >"$out/logs/mono.log" 2>&1; echo "mono exit $?" >>"$out/logs/mono.log") &
 (dp train completion --data "$out/data/train" "$out/data/objects" --out "$out/runs/completion" --arch nlspn_light \
-   --prior guided --sensor-patterns 0.8 --iterations 12 --top-crop 0 \
+   --prior guided --no-correction --sensor-patterns 0.8 --iterations 12 --top-crop 0 \
    --steps "$COMPLETION_STEPS" --batch-size 8 --lr 1e-3 --max-minutes "$minutes" "${common[@]}" \
    --export "$out/engines/completion_default.onnx" --export-height "$HEIGHT" --export-width "$WIDTH" \
    >"$out/logs/completion.log" 2>&1; echo "completion exit $?" >>"$out/logs/completion.log") &

@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the paper's), or a 7x7 neighbourhood of colour and depth (local: no encoder)")
     parser.add_argument("--init", help="warm start: a checkpoint folder or .safetensors (an engine's weights) whose "
                                        "tensors of matching name and shape are copied in; a new run only")
+    parser.add_argument("--init-skip", nargs="+", default=[], metavar="PREFIX",
+                        help="with --init: tensors whose names start with these stay as initialised (e.g. "
+                             "propagation.conv_offset_aff: the propagation starts again from none)")
     parser.add_argument("--sensor-patterns", type=float, default=0.0,
                         help="share of samples whose sparse input is drawn from the ground truth in a random "
                              "pattern (0.5-10%% random, 16-128 beam scanners, clusters) instead of the LiDAR")

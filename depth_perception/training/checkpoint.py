@@ -7,6 +7,7 @@ optimizer's param groups and whatever metadata the trainer adds.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +83,14 @@ def load_weights(path: str | Path, model: torch.nn.Module, strict: bool = True) 
     model.load_state_dict(state, strict=strict)
 
 
-def warm_start(path: str | Path, model: torch.nn.Module) -> list[str]:
-    """Copy into `model` every tensor of a checkpoint (folder or .safetensors) whose name and shape match; the
-    rest keep their initialisation. Returns the names left as initialised (a different head or stem, say)."""
+def warm_start(path: str | Path, model: torch.nn.Module, skip: Sequence[str] = ()) -> list[str]:
+    """Copy into `model` every tensor of a checkpoint (folder or .safetensors) whose name and shape match, except
+    names starting with one of `skip`; the rest keep their initialisation. Returns the names left as initialised
+    (a different head or stem, say, or a skipped one)."""
     weights, source = _read_model_tensors(path, "warm-start weights")
     own = model.state_dict()
-    taken = {k: v for k, v in source.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+    taken = {k: v for k, v in source.items()
+             if k in own and tuple(own[k].shape) == tuple(v.shape) and not k.startswith(tuple(skip))}
     if not taken:
         raise ValueError(f"warm-start weights {weights} share no tensor (name and shape) with this model")
     model.load_state_dict({**own, **taken})

@@ -40,6 +40,7 @@ class CompletionTrainOptions(LoopOptions):
     correction: bool = True
     guidance: str = "deep"
     init: str | None = None
+    init_skip: list[str] = field(default_factory=list)
     sensor_patterns: float = 0.0
     height: int = 240
     width: int = 1216
@@ -121,7 +122,7 @@ def build_trainer(args: CompletionTrainOptions) -> Trainer:
     if args.init:
         from .checkpoint import warm_start
 
-        fresh = warm_start(args.init, model)
+        fresh = warm_start(args.init, model, skip=args.init_skip)
     dataset = CompletionDriveDataset(
         args.data, args.height, args.width, top_crop=args.top_crop, scale=args.scale, cameras=args.cameras,
         max_depth=args.max_depth, depth_root=args.depth_root,
