@@ -192,7 +192,6 @@ class NLSPN(nn.Module):
         if guidance != "deep":
             self.config["guidance"] = guidance
         self.prior = prior
-        self.correction = correction
         self.height, self.width, self.max_depth = height, width, float(max_depth)
         w = width_base
         self.normalize = ImageNormalize()
