@@ -105,3 +105,47 @@ def test_the_compiled_recursive_passes_compute_what_the_numpy_ones_do():
     infill._recursive_passes_numpy(slow, fx, fy)
     np.testing.assert_allclose(fast, slow, rtol=1e-6)
     assert not np.allclose(slow, values)
+
+
+def _fattened_step() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A dark left half and a bright right half (colour edge between columns 29 and 30) whose true disparity steps
+    from 10 to 20 there; the matched disparity puts the step one column early (foreground fattening)."""
+    rng = np.random.default_rng(0)
+    image = np.zeros((24, 60, 3), np.float32)
+    image[:, :30] = 0.2
+    image[:, 30:] = 0.8
+    image += rng.normal(0, 0.005, image.shape).astype(np.float32)
+    truth = np.where(np.arange(60)[None, :] < 30, 10.0, 20.0) * np.ones((24, 1))
+    matched = np.where(np.arange(60)[None, :] < 29, 10.0, 20.0) * np.ones((24, 1))
+    return np.clip(image, 0, 1), truth.astype(np.float32), matched.astype(np.float32)
+
+
+def test_edge_snap_moves_a_fattened_depth_step_onto_the_colour_edge_and_keeps_the_rest():
+    from depth_perception.geometry.infill import snap_edges
+
+    image, truth, matched = _fattened_step()
+    snapped = snap_edges(image, matched)
+    np.testing.assert_allclose(snapped, truth, atol=0.3)
+    assert np.abs(matched - truth).max() == 10.0  # what was wrong before
+    far = np.ones(60, bool)
+    far[27:32] = False
+    np.testing.assert_array_equal(snapped[:, far], matched[:, far])  # away from the step nothing changes
+    np.testing.assert_allclose(snap_edges(image, 3.0 * matched, step=3.0), 3.0 * snapped, rtol=1e-4)
+    # a step below the threshold is a slope, not an edge
+    np.testing.assert_array_equal(snap_edges(image, matched, step=15.0), matched)
+
+
+def test_edge_snap_keeps_holes_unless_asked_and_checks_shapes():
+    from depth_perception.geometry.infill import snap_edges
+
+    image, truth, matched = _fattened_step()
+    holed = matched.copy()
+    holed[5:8, 10:14] = np.nan
+    holed[10, 40:44] = 0.0
+    kept = snap_edges(image, holed)
+    assert np.isnan(kept[5:8, 10:14]).all() and np.isnan(kept[10, 40:44]).all()
+    filled = snap_edges(image, holed, fill_holes=True)
+    np.testing.assert_allclose(filled[5:8, 10:14], 10.0, atol=0.1)
+    np.testing.assert_allclose(filled[10, 40:44], 20.0, atol=0.1)
+    with pytest.raises(ValueError, match="one size"):
+        snap_edges(image[:, :10], matched)

@@ -75,18 +75,19 @@ def test_bench_stereo_puts_both_sweeps_beside_sgbm_with_their_time_ratios(tmp_pa
     from helpers.stereo_scene import PlaneDrive
 
     from depth_perception.cli import main
-    from depth_perception.eval.bench_stereo import NUMPY_SWEEP, bench_stereo, format_table
+    from depth_perception.eval.bench_stereo import NUMPY_SWEEP, SNAPPED_SWEEP, bench_stereo, format_table
     from depth_perception.eval.stereo_eval import StereoEvalOptions
 
     report = bench_stereo(StereoEvalOptions(height=48, width=128, min_depth=2.0, max_depth=40.0, planes=32,
                                             max_frames=2), drives=[PlaneDrive(frames=3)])
     rows = report["methods"]
-    assert set(rows) == {"sgbm", "classical", NUMPY_SWEEP}
+    assert set(rows) == {"sgbm", "classical", NUMPY_SWEEP, SNAPPED_SWEEP}
     assert rows["sgbm"]["x_sgbm"] == 1.0
     assert rows["classical"]["x_sgbm"] == pytest.approx(rows["classical"]["p50_ms"] / rows["sgbm"]["p50_ms"])
     # the compiled kernels and the numpy code are one method: the same accuracy
     assert rows["classical"]["bad3"] == pytest.approx(rows[NUMPY_SWEEP]["bad3"], abs=0.005)
-    assert rows["classical"]["abs_rel"] < 0.05
+    assert rows["classical"]["abs_rel"] < 0.05 and rows[SNAPPED_SWEEP]["abs_rel"] < 0.05
+    assert rows[SNAPPED_SWEEP]["density"] == rows["classical"]["density"]  # the snap fills no hole
     assert "x SGBM" in format_table(report)
     assert main(["bench", "stereo", "--data", str(tmp_path / "none")]) == 2
     assert "data path not found" in capsys.readouterr().err

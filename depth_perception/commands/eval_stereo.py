@@ -20,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-depth", type=float, default=1.0)
     parser.add_argument("--max-depth", type=float, default=80.0)
     parser.add_argument("--planes", type=int, default=64, help="planes of the classical sweep")
+    parser.add_argument("--no-edge-snap", dest="edge_snap", action="store_false",
+                        help="keep the sweep's depth edges as matched (the pipeline's edge_snap off)")
+    parser.add_argument("--sweep-width", type=int, default=0,
+                        help="--scene: the classical sweep's width, for the sweep alone and under a refinement engine "
+                             "(0: the pipeline's automatic choice; SGBM works at the scene's own)")
     parser.add_argument("--max-frames", type=int, default=0, help="per drive; 0 = all")
     parser.add_argument("--stride", type=int, default=1, help="evaluate every n-th frame")
     parser.add_argument("--backend", default="auto")
@@ -38,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         except (ValueError, FileNotFoundError) as exc:
             raise CliError(str(exc)) from None
         report = evaluate_stereo_scene(scene, list(args.engine), backend=args.backend, device=args.device,
-                                       planes=args.planes)
+                                       planes=args.planes, sweep_width=args.sweep_width, edge_snap=args.edge_snap)
         print(format_stereo(report))
         if args.json:
             write_json(args.json, report)

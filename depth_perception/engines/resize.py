@@ -159,10 +159,12 @@ class EngineTiles:
     origins: tuple[tuple[int, int], ...]  # (row, column) of each tile's top-left pixel in `scaled`
 
     @classmethod
-    def for_engine(cls, camera: PinholeCamera, height: int, width: int, overlap: float = 0.25) -> EngineTiles:
+    def for_engine(cls, camera: PinholeCamera, height: int, width: int, overlap: float = 0.25,
+                   scale: float = 0.0) -> EngineTiles:
+        """`scale`: scale the image by this much if that still covers a tile (0: the smallest cover)."""
         if height < 1 or width < 1:
             raise ValueError(f"engine size must be positive, got {height}x{width}")
-        s = max(width / camera.width, height / camera.height)
+        s = max(width / camera.width, height / camera.height, scale)
         sw, sh = max(width, round(camera.width * s)), max(height, round(camera.height * s))
 
         def starts(size: int, tile: int) -> list[int]:

@@ -69,8 +69,9 @@ def stereo_scores(scene: StereoScene, disparity: np.ndarray) -> dict[str, float]
 
 
 def evaluate_stereo_scene(scene: StereoScene, engines: Sequence[str], backend: str = "auto", device: str = "auto",
-                          planes: int = 64, classical_width: int = 640) -> dict[str, Any]:
-    """SGBM and each engine ('classical' or an artifact path) on the scene: name -> figures and time."""
+                          planes: int = 64, sweep_width: int = 0, edge_snap: bool = True) -> dict[str, Any]:
+    """SGBM and each engine ('classical' or an artifact path) on the scene: name -> figures and time. The sweep
+    works at `sweep_width` (0: the pipeline's automatic width; the scene's own is SGBM's)."""
     from ..pipelines.stereo import StereoPipeline, StereoPipelineConfig
 
     lo, hi = _depth_range(scene)
@@ -80,14 +81,16 @@ def evaluate_stereo_scene(scene: StereoScene, engines: Sequence[str], backend: s
     results["sgbm"] = {**stereo_scores(scene, disp), "ms": (time.perf_counter() - t0) * 1e3}
     for engine in engines:
         pipe = StereoPipeline(StereoPipelineConfig(engine=engine, backend=backend, device=device, min_depth=lo,
-                                                   max_depth=hi, planes=planes, classical_max_width=classical_width))
+                                                   max_depth=hi, planes=planes, edge_snap=edge_snap,
+                                                   sweep_width=sweep_width))
         t0 = time.perf_counter()
         result = pipe.process(scene.left, scene.right, scene.camera, scene.baseline, right_camera=scene.right_camera)
         ms = (time.perf_counter() - t0) * 1e3
         name = "classical" if engine == "classical" else f"learned:{Path(pipe.name).name}"
         results[name] = {**stereo_scores(scene, scene.disparity_from_depth(result.depth)), "ms": ms}
     return {"scene": scene.name, "width": scene.camera.width, "height": scene.camera.height,
-            "depth_range": [lo, hi], "methods": results}
+            "depth_range": [lo, hi], "planes": planes, "sweep_width": sweep_width,
+            "edge_snap": edge_snap, "methods": results}
 
 
 # ----------------------------------------------------------------------------------------------- completion
@@ -144,10 +147,13 @@ def evaluate_completion_scene(scene: StereoScene, engines: Sequence[str], patter
 
 def format_stereo(report: dict[str, Any]) -> str:
     cols = ("bad1", "bad3", "epe", "density", "abs_rel", "rmse", "a1", "ms")
-    lines = [f"{report['scene']} ({report['width']}x{report['height']}), holes count as errors",
+    lines = [f"{report['scene']} ({report['width']}x{report['height']}), holes count as errors; sweep "
+             f"{report.get('planes', '?')} planes at width {report.get('sweep_width') or 'auto'}, edge snap "
+             f"{'on' if report.get('edge_snap', True) else 'off'}",
              f"{'method':<30}" + "".join(f"{c:>9}" for c in cols)]
     for name, row in report["methods"].items():
-        lines.append(f"{name:<30}" + "".join(f"{row[c]:>9.3f}" for c in cols))
+        lines.append(f"{name:<30}" + "".join(f"{row[c]:>9.4f}" if c == "abs_rel" else f"{row[c]:>9.3f}"
+                                             for c in cols))
     return "\n".join(lines)
 
 

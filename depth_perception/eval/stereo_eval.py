@@ -112,7 +112,9 @@ def _methods(engines: list[str], args: StereoEvalOptions) -> list[_Method]:
     for engine in engines:
         cfg = StereoPipelineConfig(
             engine=engine, backend=args.backend, device=args.device, min_depth=args.min_depth,
-            max_depth=args.max_depth, planes=args.planes, classical_max_width=max(args.width, 32),
+            max_depth=args.max_depth, planes=args.planes,
+            sweep_width=max(args.width, 32) if engine == "classical" else 0,  # an engine sweeps at its tiles' size
+            edge_snap=args.edge_snap,
         )
         pipe = StereoPipeline(cfg)
 
@@ -139,6 +141,8 @@ class StereoEvalOptions:
     min_depth: float = 1.0
     max_depth: float = 80.0
     planes: int = 64  # of the classical sweep
+    edge_snap: bool = True  # the pipeline's edge_snap
+    sweep_width: int = 0  # --scene only (0: the pipeline chooses)
     max_frames: int = 0  # per drive; 0 = all
     stride: int = 1
     backend: str = "auto"
