@@ -161,9 +161,33 @@ def _recursive_passes_loops(values: np.ndarray, fx: np.ndarray, fy: np.ndarray) 
 _recursive_passes = compiled_or(_recursive_passes_loops, _recursive_passes_numpy)  # numba where installed
 
 
+def edge_weights(image: np.ndarray, sigma_s: float = GUIDED_SIGMA_S, sigma_r: float = GUIDED_SIGMA_R,
+                 iterations: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The domain transform's per-iteration step weights (horizontal, vertical; each (H, W)) for `image`: what
+    `guided_fill` filters with, computed once for fills that share the image. Iteration i uses
+    sigma_i = sigma_s sqrt(3) 2^(N-i-1) / sqrt(4^N - 1), so each weight is the square of the one before."""
+    img = np.asarray(image, np.float32)
+    if np.asarray(image).dtype == np.uint8:
+        img = img / np.float32(255.0)
+    if img.ndim == 2:
+        img = img[..., None]
+    gain = np.float32(sigma_s / sigma_r)
+    step_x = np.ones(img.shape[:2], np.float32)
+    step_y = np.ones(img.shape[:2], np.float32)
+    step_x[:, 1:] += gain * np.abs(np.diff(img, axis=1)).sum(2)
+    step_y[1:, :] += gain * np.abs(np.diff(img, axis=0)).sum(2)
+    sigma = sigma_s * np.sqrt(3.0) * 2.0 ** (iterations - 1) / np.sqrt(4.0 ** iterations - 1.0)
+    a = np.float32(np.exp(-np.sqrt(2.0) / sigma))
+    weights = [(a ** step_x, a ** step_y)]
+    for _ in range(iterations - 1):
+        wx, wy = weights[-1]
+        weights.append((wx * wx, wy * wy))
+    return weights
+
+
 def guided_fill(image: np.ndarray, sparse_depth: np.ndarray, base: np.ndarray, sigma_s: float = GUIDED_SIGMA_S,
                 sigma_r: float = GUIDED_SIGMA_R, base_weight: float = GUIDED_BASE_WEIGHT,
-                iterations: int = 3) -> np.ndarray:
+                iterations: int = 3, weights: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
     """Colour-guided in-fill: the measurements spread along the image and stopped by its colour edges, with
     `base` (a dense in-fill, same shape) where no measurement reaches. Measured pixels keep their value.
 
@@ -171,26 +195,18 @@ def guided_fill(image: np.ndarray, sparse_depth: np.ndarray, base: np.ndarray, s
     (Gastal & Oliveira, "Domain Transform for Edge-Aware Image and Video Processing", SIGGRAPH 2011: `iterations`
     horizontal + vertical passes, sigma_s in pixels, sigma_r in summed RGB steps): depth = (F(d m) + b base) /
     (F(m) + b) with m the measurement mask and b = `base_weight`. Linear in depth, so
-    `guided_fill(I, k d, k base) == k guided_fill(I, d, base)`. image: (H, W, 3) uint8 or float in [0, 1]."""
-    img = np.asarray(image, np.float32)
-    if np.asarray(image).dtype == np.uint8:
-        img = img / np.float32(255.0)
+    `guided_fill(I, k d, k base) == k guided_fill(I, d, base)`. image: (H, W, 3) uint8 or float in [0, 1].
+    `weights`: `edge_weights(image, sigma_s, sigma_r, iterations)`, when the caller has them already."""
     d = np.nan_to_num(np.asarray(sparse_depth, np.float32), nan=0.0, posinf=0.0)
-    if img.shape[:2] != d.shape or np.shape(base) != d.shape:
-        raise ValueError(f"image {img.shape[:2]}, sparse depth {d.shape} and base {np.shape(base)} must be one size")
-    if img.ndim == 2:
-        img = img[..., None]
+    if np.shape(image)[:2] != d.shape or np.shape(base) != d.shape:
+        raise ValueError(f"image {np.shape(image)[:2]}, sparse depth {d.shape} and base {np.shape(base)} must be "
+                         "one size")
+    if weights is None:
+        weights = edge_weights(image, sigma_s, sigma_r, iterations)
     measured = (d > 0).astype(np.float32)
-    gain = np.float32(sigma_s / sigma_r)
-    step_x = np.ones(d.shape, np.float32)
-    step_y = np.ones(d.shape, np.float32)
-    step_x[:, 1:] += gain * np.abs(np.diff(img, axis=1)).sum(2)
-    step_y[1:, :] += gain * np.abs(np.diff(img, axis=0)).sum(2)
     values = np.stack([d * measured, measured])
-    for i in range(iterations):
-        sigma = sigma_s * np.sqrt(3.0) * 2.0 ** (iterations - i - 1) / np.sqrt(4.0 ** iterations - 1.0)
-        a = np.float32(np.exp(-np.sqrt(2.0) / sigma))
-        _recursive_passes(values, a ** step_x, a ** step_y)
+    for wx, wy in weights:
+        _recursive_passes(values, wx, wy)
     b = np.float32(base_weight)
     filled = (values[0] + b * np.asarray(base, np.float32)) / (values[1] + b)
     return np.where(measured > 0, d, filled).astype(np.float32)
@@ -258,6 +274,8 @@ def snap_edges(image: np.ndarray, disparity: np.ndarray, step: float = EDGE_STEP
         raise ValueError(f"iterations must be >= 1, got {iterations}")
     valid = np.isfinite(disp) & (disp > 0)
     d = np.where(valid, disp, 0.0).astype(np.float32)
+    weights = edge_weights(image, EDGE_SIGMA_S, EDGE_SIGMA_R)
+    base = None
     for i in range(iterations):
         both = (valid[:, 1:] & valid[:, :-1]) if i else (valid[:, 1:] | valid[:, :-1])
         dx = both & (np.abs(d[:, 1:] - d[:, :-1]) > step)
@@ -269,8 +287,9 @@ def snap_edges(image: np.ndarray, disparity: np.ndarray, step: float = EDGE_STEP
         edge[1:, :] |= dy
         edge[:-1, :] |= dy
         keep = valid & ~edge
-        base = fill_rows_background(np.where(keep, d, np.nan))
-        filled = guided_fill(image, np.where(keep, d, 0.0), base, sigma_s=EDGE_SIGMA_S, sigma_r=EDGE_SIGMA_R)
+        if base is None:  # where no kept pixel reaches (the first pass keeps the fewest)
+            base = fill_rows_background(np.where(keep, d, np.nan))
+        filled = guided_fill(image, np.where(keep, d, 0.0), base, weights=weights)
         d = np.where(keep, d, np.where(valid, filled, 0.0)).astype(np.float32)
     if fill_holes:
         d = np.where(valid, d, filled)
