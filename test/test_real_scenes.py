@@ -113,8 +113,8 @@ def test_the_shipped_completion_engine_holds_its_own_against_ip_basic_on_the_rea
 
 def test_the_shipped_stereo_engine_beats_sgbm_and_the_classical_sweep_on_the_real_scene(scene):
     """The real-data check of the learned stereo engine (the refinement of the classical sweep), holes counted as
-    errors, at the pipeline's defaults (64 planes, the sweep at the engine tiles' 640 px). Measured: bad-3 0.40x
-    SGBM's and 0.46x the classical sweep's (it is dense; the sweep leaves 16% holes), AbsRel 0.83x SGBM's. The
+    errors, at the pipeline's defaults (64 planes, the sweep at the engine tiles' 640 px). Measured: bad-3 0.36x
+    SGBM's and 0.42x the classical sweep's (it is dense; the sweep leaves 16% holes), AbsRel 0.76x SGBM's. The
     DPSNet engine shipped before scored 0.571 (2.6x SGBM); a squashed input, a lost prior or a calibration error
     fails here."""
     from depth_perception.engines import default_engine_path
@@ -132,7 +132,7 @@ def test_the_shipped_stereo_engine_beats_sgbm_and_the_classical_sweep_on_the_rea
 def test_at_the_scenes_resolution_with_128_planes_the_stereo_engines_reach_the_real_data_targets(scene):
     """Issue 20's stereo targets, on the sweep at the scene's own 741 px (SGBM's resolution) with 128 planes (one
     plane per 0.8 px of disparity here) and the edge snap: learned bad-3 and AbsRel at most 0.7x SGBM's, the
-    classical sweep's bad-3 no worse than SGBM's. Measured: learned 0.34x / 0.69x, classical bad-3 0.82x; without
+    classical sweep's bad-3 no worse than SGBM's. Measured: learned 0.33x / 0.66x, classical bad-3 0.82x; without
     the edge snap the learned AbsRel is 0.77x SGBM's."""
     from depth_perception.engines import default_engine_path
 
@@ -141,14 +141,14 @@ def test_at_the_scenes_resolution_with_128_planes_the_stereo_engines_reach_the_r
                                    sweep_width=scene.camera.width)
     rows = report["methods"]
     learned, sgbm, classical = rows[f"learned:{engine.name}"], rows["sgbm"], rows["classical"]
-    assert learned["bad3"] < 0.4 * sgbm["bad3"] and learned["abs_rel"] < 0.72 * sgbm["abs_rel"], rows
+    assert learned["bad3"] < 0.4 * sgbm["bad3"] and learned["abs_rel"] < 0.7 * sgbm["abs_rel"], rows
     assert classical["bad3"] < 0.9 * sgbm["bad3"] and classical["abs_rel"] < 0.72 * sgbm["abs_rel"], rows
 
 
 def test_the_cpu_sized_stereo_engine_beats_sgbm_by_30_percent_on_the_real_scene_and_auto_takes_it_without_a_gpu(
         scene):
     """stereo_cpu: the same network at 320x96, run on a sweep at half size (issue 19's CPU variant). Measured on
-    Motorcycle: bad-3 0.50x SGBM's (the issue asks at most 0.7x), AbsRel 1.03x SGBM's (coarser: half the pixels).
+    Motorcycle: bad-3 0.45x SGBM's (the issue asks at most 0.7x), AbsRel 0.99x SGBM's (coarser: half the pixels).
     `engine: auto` runs it where no GPU is, and the full-size engine where one is."""
     from depth_perception.engines import default_engine_path as shipped
     from depth_perception.engines import gpu_available

@@ -197,6 +197,8 @@ class StereoPipeline:
         t0 = time.perf_counter()
         depth, conf, info = self.classical.compute(left_s, [(right_s, T)], scaled)
         sweep_ms = (time.perf_counter() - t0) * 1e3
+        snap: dict[str, float] = {}
+        depth = self._snap(left_s, depth, scaled, T, snap)  # the prior's steps on the colour edges (holes kept)
         prior, prior_conf = stereo_prior(depth, conf, scaled.fx * baseline, self.config.max_depth,
                                          image=left_s if self.hole_fill == "guided" else None)
         ref_all, right_all = _chw(left_s), _chw(right_s)
@@ -219,7 +221,7 @@ class StereoPipeline:
             confs.append(np.asarray(out["confidence"], np.float32).reshape(H, W))
         infer_ms = (time.perf_counter() - t0) * 1e3
         timings = {"sweep_ms": sweep_ms, "infer_ms": infer_ms, "tiles": float(len(tiles.origins)),
-                   "prior_valid_fraction": info["valid_fraction"]}
+                   "prior_valid_fraction": info["valid_fraction"], **snap}
         depth = self._snap(left_s, tiles.blend(depths), scaled, T, timings)
         return _restore(depth, camera), _restore(tiles.blend(confs), camera), None, timings
 
@@ -253,10 +255,11 @@ class StereoPipeline:
 
     def _snap(self, image: np.ndarray, depth: np.ndarray, camera: PinholeCamera, T_right_left: np.ndarray,
               info: dict[str, float]) -> np.ndarray:
-        """`edge_snap` where the depth was computed (the sweep's or the engine's pixels), before restoring."""
+        """`edge_snap` where the depth was computed (the sweep's or the engine's pixels), before restoring. A
+        refinement engine gets it twice: on the sweep before its prior is filled, and on its own output."""
         if not self.config.edge_snap:
             return depth
         t0 = time.perf_counter()
         depth = _snap_depth_edges(image, depth, camera.fx * float(np.linalg.norm(np.asarray(T_right_left)[:3, 3])))
-        info["edge_snap_ms"] = (time.perf_counter() - t0) * 1e3
+        info["edge_snap_ms"] = info.get("edge_snap_ms", 0.0) + (time.perf_counter() - t0) * 1e3
         return depth
