@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from ..eval.stereo_eval import StereoEvalOptions, evaluate, format_table
 from ._options import options_from
 
@@ -22,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--planes", type=int, default=64, help="planes of the classical sweep")
     parser.add_argument("--no-edge-snap", dest="edge_snap", action="store_false",
                         help="keep the sweep's depth edges as matched (the pipeline's edge_snap off)")
+    parser.add_argument("--image", help="--scene: write a picture here (PNG): the left image, the ground truth, and "
+                                        "each method's depth with its error map")
     parser.add_argument("--sweep-width", type=int, default=0,
                         help="--scene: the classical sweep's width, for the sweep alone and under a refinement engine "
                              "(0: the pipeline's automatic choice; SGBM works at the scene's own)")
@@ -42,9 +46,22 @@ def run(args: argparse.Namespace) -> int:
             scene = load_scene(args.scene)
         except (ValueError, FileNotFoundError) as exc:
             raise CliError(str(exc)) from None
+        depths: dict = {}
         report = evaluate_stereo_scene(scene, list(args.engine), backend=args.backend, device=args.device,
-                                       planes=args.planes, sweep_width=args.sweep_width, edge_snap=args.edge_snap)
+                                       planes=args.planes, sweep_width=args.sweep_width, edge_snap=args.edge_snap,
+                                       depths=depths)
         print(format_stereo(report))
+        if args.image:
+            from ..eval.report import depth_panel
+
+            lo, hi = report["depth_range"]
+            rows = report["methods"]
+            named = {f"{name}: bad-3 {rows[name]['bad3']:.3f}, AbsRel {rows[name]['abs_rel']:.4f}": d
+                     for name, d in depths.items()}
+            depth_panel(args.image, scene.left, np.nan_to_num(scene.depth, nan=0.0), named,
+                        title=f"{scene.name}: {args.planes} planes, edge snap {'on' if args.edge_snap else 'off'}",
+                        min_depth=lo, max_depth=hi)
+            print(f"picture: {args.image}")
         if args.json:
             write_json(args.json, report)
         return 0

@@ -69,9 +69,11 @@ def stereo_scores(scene: StereoScene, disparity: np.ndarray) -> dict[str, float]
 
 
 def evaluate_stereo_scene(scene: StereoScene, engines: Sequence[str], backend: str = "auto", device: str = "auto",
-                          planes: int = 64, sweep_width: int = 0, edge_snap: bool = True) -> dict[str, Any]:
+                          planes: int = 64, sweep_width: int = 0, edge_snap: bool = True,
+                          depths: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """SGBM and each engine ('classical' or an artifact path) on the scene: name -> figures and time. The sweep
-    works at `sweep_width` (0: the pipeline's automatic width; the scene's own is SGBM's)."""
+    works at `sweep_width` (0: the pipeline's automatic width; the scene's own is SGBM's). `depths`, if given,
+    receives each method's depth (metres, NaN holes) under its name, for pictures."""
     from ..pipelines.stereo import StereoPipeline, StereoPipelineConfig
 
     lo, hi = _depth_range(scene)
@@ -79,6 +81,10 @@ def evaluate_stereo_scene(scene: StereoScene, engines: Sequence[str], backend: s
     t0 = time.perf_counter()
     disp = _sgbm_disparity(scene)
     results["sgbm"] = {**stereo_scores(scene, disp), "ms": (time.perf_counter() - t0) * 1e3}
+    if depths is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            full = disp + scene.doffs
+            depths["sgbm"] = np.where(full > 0, scene.camera.fx * scene.baseline / full, np.nan).astype(np.float32)
     for engine in engines:
         pipe = StereoPipeline(StereoPipelineConfig(engine=engine, backend=backend, device=device, min_depth=lo,
                                                    max_depth=hi, planes=planes, edge_snap=edge_snap,
@@ -88,6 +94,8 @@ def evaluate_stereo_scene(scene: StereoScene, engines: Sequence[str], backend: s
         ms = (time.perf_counter() - t0) * 1e3
         name = "classical" if engine == "classical" else f"learned:{Path(pipe.name).name}"
         results[name] = {**stereo_scores(scene, scene.disparity_from_depth(result.depth)), "ms": ms}
+        if depths is not None:
+            depths[name] = result.depth
     return {"scene": scene.name, "width": scene.camera.width, "height": scene.camera.height,
             "depth_range": [lo, hi], "planes": planes, "sweep_width": sweep_width,
             "edge_snap": edge_snap, "methods": results}

@@ -58,7 +58,8 @@ def depth_panel(
     import matplotlib.pyplot as plt
 
     rows = 2 + len(depths)
-    fig, axes = plt.subplots(rows, 2 if gt is not None else 1, figsize=(14, 2.1 * rows), squeeze=False)
+    row_inches = float(np.clip(14 / (2 * image.shape[1] / image.shape[0]), 2.1, 4.5))  # a KITTI frame: 2.1
+    fig, axes = plt.subplots(rows, 2 if gt is not None else 1, figsize=(14, row_inches * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     axes[0, 0].imshow(image)
