@@ -211,6 +211,40 @@ def test_train_stereo_refine_through_the_cli_and_its_errors(tmp_path, capsys):
     assert "stereo refine: step 2" in capsys.readouterr().out
     meta = json.loads((out / "checkpoint.json").read_text())
     assert meta["model"]["name"] == "stereo_refine" and meta["prior"].startswith("classical")
+    assert "prior_edge_snap" not in meta["model"]["config"]
+    assert main([a if a != str(out) else str(tmp_path / "snapped") for a in args] + ["--prior-edge-snap"]) == 0
+    snapped = json.loads((tmp_path / "snapped" / "checkpoint.json").read_text())
+    assert snapped["model"]["config"]["prior_edge_snap"] is True
     assert main(args[:-2] + ["--stage", "2"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "one stage" in err[0]
+
+
+def test_the_prior_edge_snap_makes_the_training_priors_as_the_pipeline_makes_them_at_run_time(tmp_path):
+    from depth_perception.geometry.infill import snap_depth_edges
+    from depth_perception.training.stereo_data import LEFT, RIGHT, drive_baseline, drive_depth
+
+    drives = [PlaneDrive(frames=1, seed=0)]
+    sweep, key = classical_prior_fn(planes=32)
+    calls = []
+
+    def stepped(*args):  # the sweep with a depth step the image does not show
+        calls.append(1)
+        depth, conf = sweep(*args)
+        depth = depth.copy()
+        depth[:, depth.shape[1] // 2:] *= 0.5
+        return depth, conf
+
+    cache = tmp_path / "priors.npz"
+    plain = StereoRefineDataset(drives, 40, stepped, cache=cache, prior_key=key, augment=False)
+    snapped = StereoRefineDataset(drives, 40, stepped, cache=cache, prior_key=key, augment=False, edge_snap=True)
+    assert len(calls) == 2  # the snap is part of the cache's key: swept again, not read back
+    drive = snapped.drives[0]
+    left, right, cam, b = drive.image(LEFT, 0), drive.image(RIGHT, 0), drive.calib.cam(LEFT), drive_baseline(drive)
+    depth, conf = stepped(left, right, cam, b, *snapped.sweep_range(drive_depth(drive, 0, left.shape[1],
+                                                                                left.shape[0])))
+    by_hand, _ = stereo_prior(snap_depth_edges(left, depth, cam.fx * b), conf, cam.fx * b, snapped.max_depth)
+    np.testing.assert_allclose(snapped.priors[0][0].astype(np.float32), by_hand, rtol=2e-3)
+    assert np.abs(snapped.priors[0][0].astype(np.float32) - plain.priors[0][0].astype(np.float32)).max() > 0.1
+    assert StereoRefine(height=32, width=64, base=8, prior_edge_snap=True).config["prior_edge_snap"] is True
+    assert "prior_edge_snap" not in StereoRefine(height=32, width=64, base=8).config

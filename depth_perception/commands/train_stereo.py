@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hole-fill", choices=STEREO_HOLE_FILLS, default="rows",
                         help="refine: fill the sweep's holes in the prior from the background side of each row, or "
                              "by the colour-guided in-fill of the sweep's disparities (stopped at image edges)")
+    parser.add_argument("--prior-edge-snap", action="store_true",
+                        help="refine: train on priors whose depth steps were moved onto the image's colour edges "
+                             "(geometry.infill.snap_edges), as the pipeline's edge_snap makes them at run time")
     parser.add_argument("--min-depth", type=float, help="the engine's depth range (dpsnet: 1-80 m, refine: 0.3-200 m)")
     parser.add_argument("--max-depth", type=float)
     add_loop_arguments(parser)

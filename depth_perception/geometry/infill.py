@@ -296,6 +296,20 @@ def snap_edges(image: np.ndarray, disparity: np.ndarray, step: float = EDGE_STEP
     return np.where(d > 0, d, np.nan).astype(np.float32)
 
 
+def snap_depth_edges(image: np.ndarray, depth: np.ndarray, fx_baseline: float) -> np.ndarray:
+    """`snap_edges` on a depth map (metres, NaN holes kept), in disparity fx * baseline / depth. image as there,
+    or grey (H, W) / uint16 (scaled to [0, 1])."""
+    img = np.asarray(image)
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
+    img = img.astype(np.float32) / np.float32(scale)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, 2)
+    valid = np.isfinite(depth) & (depth > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        disp = np.where(valid, np.float32(fx_baseline) / depth, np.nan)
+        return (np.float32(fx_baseline) / snap_edges(img, disp)).astype(np.float32)
+
+
 STEREO_HOLE_FILLS = ("rows", "guided")  # how a refinement engine's prior_depth fills the sweep's holes
 
 

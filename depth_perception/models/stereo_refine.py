@@ -84,7 +84,7 @@ class StereoRefine(nn.Module):
 
     def __init__(self, height: int = 192, width: int = 640, base: int = 16, iterations: int = 1,
                  min_depth: float = 0.3, max_depth: float = 200.0, correct: str = "all", lookup: int = 0,
-                 hole_fill: str = "rows") -> None:
+                 hole_fill: str = "rows", prior_edge_snap: bool = False) -> None:
         super().__init__()
         if not 0 <= lookup <= 8:
             raise ValueError(f"lookup must be in [0, 8] pixels, got {lookup}")
@@ -111,6 +111,8 @@ class StereoRefine(nn.Module):
         self.hole_fill = hole_fill
         if hole_fill != "rows":
             self.config["hole_fill"] = hole_fill
+        if prior_edge_snap:  # how the training priors were made (the runtime snaps when its edge_snap is on)
+            self.config["prior_edge_snap"] = True
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
         c = base

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..engines.resize import EngineTiles, reproject_to_camera, restore_map
 from ..geometry.camera import PinholeCamera
-from ..geometry.infill import STEREO_HOLE_FILLS, snap_edges, stereo_prior
+from ..geometry.infill import STEREO_HOLE_FILLS, snap_depth_edges, stereo_prior
 from ..geometry.plane_sweep import rectified_baseline, rectified_pose
 from ..geometry.resample import resize_image
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
@@ -80,14 +80,6 @@ def _restore(values: np.ndarray, camera: PinholeCamera) -> np.ndarray:
     if values.ndim == 3:
         return np.stack([restore_map(values[..., c], camera) for c in range(values.shape[2])], axis=-1)
     return restore_map(values, camera)
-
-
-def _snap_depth_edges(image: np.ndarray, depth: np.ndarray, fx_baseline: float) -> np.ndarray:
-    """`geometry.infill.snap_edges` on a depth map (metres, NaN holes kept), in disparity at the camera's pixels."""
-    valid = np.isfinite(depth) & (depth > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        disp = np.where(valid, np.float32(fx_baseline) / depth, np.nan)
-        return (np.float32(fx_baseline) / snap_edges(_chw(image).transpose(1, 2, 0), disp)).astype(np.float32)
 
 
 def _chw(img: np.ndarray) -> np.ndarray:
@@ -260,6 +252,6 @@ class StereoPipeline:
         if not self.config.edge_snap:
             return depth
         t0 = time.perf_counter()
-        depth = _snap_depth_edges(image, depth, camera.fx * float(np.linalg.norm(np.asarray(T_right_left)[:3, 3])))
+        depth = snap_depth_edges(image, depth, camera.fx * float(np.linalg.norm(np.asarray(T_right_left)[:3, 3])))
         info["edge_snap_ms"] = info.get("edge_snap_ms", 0.0) + (time.perf_counter() - t0) * 1e3
         return depth

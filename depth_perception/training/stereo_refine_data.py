@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..geometry.camera import PinholeCamera
-from ..geometry.infill import STEREO_HOLE_FILLS, stereo_prior
+from ..geometry.infill import STEREO_HOLE_FILLS, snap_depth_edges, stereo_prior
 from ..geometry.plane_sweep import rectified_pose
 from ..utils import progress
 from .stereo_data import LEFT, RIGHT, drive_baseline, drive_depth, image_tensor, open_drives
@@ -38,11 +38,13 @@ class StereoRefineDataset(Dataset):
     classical sweep, run over each frame's `sweep_range`. `cache`: a .npz file for the priors (written once,
     atomically; reused when its key, the drives, frames and `prior_key`, matches). `frame_step`: use every n-th
     frame. `hole_fill`: how the sweep's holes are filled ("rows" or "guided", as the engine's sidecar says).
+    `edge_snap`: the sweep's depth steps moved onto the image's colour edges before the fill, as the stereo
+    pipeline's `edge_snap` does at run time.
     """
 
     def __init__(self, drives: Sequence[Any], height: int, prior_fn: PriorFn, max_depth: float = 200.0,
                  frame_step: int = 1, cache: str | Path | None = None, prior_key: str = "",
-                 augment: bool = True, hole_fill: str = "rows") -> None:
+                 augment: bool = True, hole_fill: str = "rows", edge_snap: bool = False) -> None:
         if height < 8 or height % 8:
             raise ValueError(f"height must be a positive multiple of 8, got {height}")
         if frame_step < 1:
@@ -50,11 +52,13 @@ class StereoRefineDataset(Dataset):
         if hole_fill not in STEREO_HOLE_FILLS:
             raise ValueError(f"hole_fill must be one of {STEREO_HOLE_FILLS}, got {hole_fill!r}")
         self.height, self.max_depth, self.augment, self.hole_fill = height, max_depth, augment, hole_fill
+        self.edge_snap = edge_snap
         self.drives = open_drives(drives)
         self.index = [(d, i) for d, drive in enumerate(self.drives) for i in range(0, drive.num_frames, frame_step)]
         if not self.index:
             raise ValueError("no frames in the stereo drives")
         fill_key = [f"hole_fill={hole_fill}"] if hole_fill != "rows" else []  # row-filled caches keep their key
+        fill_key += ["edge_snap"] if edge_snap else []
         key = "\n".join([f"v{CACHE_VERSION}", prior_key] + fill_key + [f"{getattr(self.drives[d], 'path', d)}:{i}"
                                                             for d, i in self.index])
         self.key = hashlib.sha256(key.encode()).hexdigest()
@@ -95,6 +99,8 @@ class StereoRefineDataset(Dataset):
             baseline = drive_baseline(drive)
             lo, hi = self.sweep_range(drive_depth(drive, i, left.shape[1], left.shape[0]))
             depth, conf = prior_fn(left, right, cam, baseline, lo, hi)
+            if self.edge_snap:
+                depth = snap_depth_edges(left, depth, cam.fx * baseline)
             filled, conf = stereo_prior(depth, conf, cam.fx * baseline, self.max_depth,
                                         image=left if self.hole_fill == "guided" else None)
             priors.append((filled.astype(np.float16), (conf * 255).round().astype(np.uint8)))

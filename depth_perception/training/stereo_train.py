@@ -56,6 +56,7 @@ class StereoTrainOptions(LoopOptions):
     loss: str = "log"  # refine: see refine_loss
     lookup: int = 0  # refine: radius in px of the local photometric cost around the prior (0 = none)
     hole_fill: str = "rows"  # refine: how the prior fills the sweep's holes (geometry.infill.STEREO_HOLE_FILLS)
+    prior_edge_snap: bool = False  # refine: the sweep's steps snapped onto colour edges before the fill
 
     def __post_init__(self) -> None:
         if self.model not in ("dpsnet", "refine"):
@@ -133,10 +134,11 @@ def build_refine_trainer(args: StereoTrainOptions, prior_fn: PriorFn, prior_key:
     (a change invalidates the cached priors)."""
     model = StereoRefine(height=args.height, width=args.width, base=args.base, min_depth=args.min_depth,
                          max_depth=args.max_depth, correct=args.correct, lookup=args.lookup,
-                         hole_fill=args.hole_fill)
+                         hole_fill=args.hole_fill, prior_edge_snap=args.prior_edge_snap)
     dataset = StereoRefineDataset(args.data, args.height, prior_fn, max_depth=args.max_depth,
                                   frame_step=args.frame_step, cache=Path(args.out) / "priors.npz",
-                                  prior_key=prior_key, hole_fill=args.hole_fill)
+                                  prior_key=prior_key, hole_fill=args.hole_fill,
+                                  edge_snap=args.prior_edge_snap)
     cfg = args.train_config(args.out, args.steps, args.batch_size, args.lr,
                             lr_milestones=(int(args.steps * 0.75),), grad_clip=5.0)
     meta = {"data": [str(d) for d in args.data], "prior": prior_key, "init": args.init, "loss": args.loss}
