@@ -89,5 +89,7 @@ def test_bench_stereo_puts_both_sweeps_beside_sgbm_with_their_time_ratios(tmp_pa
     assert rows["classical"]["abs_rel"] < 0.05 and rows[SNAPPED_SWEEP]["abs_rel"] < 0.05
     assert rows[SNAPPED_SWEEP]["density"] == rows["classical"]["density"]  # the snap fills no hole
     assert "x SGBM" in format_table(report)
+    assert main(["eval", "stereo", "--data", str(tmp_path / "none"), "--image", str(tmp_path / "x.png")]) == 2
+    assert "go with --scene" in capsys.readouterr().err
     assert main(["bench", "stereo", "--data", str(tmp_path / "none")]) == 2
     assert "data path not found" in capsys.readouterr().err

@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             write_json(args.json, report)
         return 0
+    if args.image or args.sweep_width:
+        from ..errors import CliError
+
+        raise CliError("--image and --sweep-width go with --scene (drives are swept at --width)")
     report = evaluate(options_from(StereoEvalOptions, args))
     print(format_table(report))
     if args.json:

@@ -40,8 +40,12 @@ class StereoScene:
     @property
     def depth(self) -> np.ndarray:
         """Metres, NaN where the disparity is unknown."""
+        return self.depth_from_disparity(self.disparity)
+
+    def depth_from_disparity(self, disparity: np.ndarray) -> np.ndarray:
+        """Depth (m) of a Middlebury disparity map: f B / (d + doffs); NaN where unknown or not in front."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = self.camera.fx * self.baseline / (self.disparity + self.doffs)
+            z = self.camera.fx * self.baseline / (np.asarray(disparity) + self.doffs)
         return np.where(np.isfinite(z) & (z > 0), z, np.nan).astype(np.float32)
 
     def disparity_from_depth(self, depth: np.ndarray) -> np.ndarray:

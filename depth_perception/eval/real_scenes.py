@@ -82,9 +82,7 @@ def evaluate_stereo_scene(scene: StereoScene, engines: Sequence[str], backend: s
     disp = _sgbm_disparity(scene)
     results["sgbm"] = {**stereo_scores(scene, disp), "ms": (time.perf_counter() - t0) * 1e3}
     if depths is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            full = disp + scene.doffs
-            depths["sgbm"] = np.where(full > 0, scene.camera.fx * scene.baseline / full, np.nan).astype(np.float32)
+        depths["sgbm"] = scene.depth_from_disparity(disp)
     for engine in engines:
         pipe = StereoPipeline(StereoPipelineConfig(engine=engine, backend=backend, device=device, min_depth=lo,
                                                    max_depth=hi, planes=planes, edge_snap=edge_snap,

@@ -142,7 +142,6 @@ class StereoEvalOptions:
     max_depth: float = 80.0
     planes: int = 64  # of the classical sweep
     edge_snap: bool = True  # the pipeline's edge_snap
-    sweep_width: int = 0  # --scene only (0: the pipeline chooses)
     max_frames: int = 0  # per drive; 0 = all
     stride: int = 1
     backend: str = "auto"

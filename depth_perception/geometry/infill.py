@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from .compiled import compiled_or
+from .resample import unit_rgb
 
 DIAMOND_KERNEL_5 = np.array(
     [[0, 0, 1, 0, 0], [0, 1, 1, 1, 0], [1, 1, 1, 1, 1], [0, 1, 1, 1, 0], [0, 0, 1, 0, 0]], dtype=np.uint8
@@ -298,12 +299,8 @@ def snap_edges(image: np.ndarray, disparity: np.ndarray, step: float = EDGE_STEP
 
 def snap_depth_edges(image: np.ndarray, depth: np.ndarray, fx_baseline: float) -> np.ndarray:
     """`snap_edges` on a depth map (metres, NaN holes kept), in disparity fx * baseline / depth. image as there,
-    or grey (H, W) / uint16 (scaled to [0, 1])."""
-    img = np.asarray(image)
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
-    img = img.astype(np.float32) / np.float32(scale)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, 2)
+    or grey (H, W) / uint16 (`geometry.resample.unit_rgb`)."""
+    img = unit_rgb(image)
     valid = np.isfinite(depth) & (depth > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         disp = np.where(valid, np.float32(fx_baseline) / depth, np.nan)

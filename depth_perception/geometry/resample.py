@@ -7,6 +7,15 @@ from __future__ import annotations
 import numpy as np
 
 
+def unit_rgb(image: np.ndarray) -> np.ndarray:
+    """An image (H, W[, 3]) as float32 (H, W, 3) in [0, 1]: grey repeated, uint8 / 255, uint16 / 65535."""
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, 2)
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
+    return img.astype(np.float32) / np.float32(scale)
+
+
 def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """An (H, W[, C]) image at width x height: area averaging when shrinking (no aliasing), bilinear when growing."""
     import cv2

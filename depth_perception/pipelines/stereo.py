@@ -26,7 +26,7 @@ from ..engines.resize import EngineTiles, reproject_to_camera, restore_map
 from ..geometry.camera import PinholeCamera
 from ..geometry.infill import STEREO_HOLE_FILLS, snap_depth_edges, stereo_prior
 from ..geometry.plane_sweep import rectified_baseline, rectified_pose
-from ..geometry.resample import resize_image
+from ..geometry.resample import resize_image, unit_rgb
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
 from .settings import EngineSettings, check_settings, confidence_setting, max_depth_setting, min_depth_setting, setting
 from .stereo_classical import ClassicalStereo, ClassicalSweepConfig
@@ -83,11 +83,8 @@ def _restore(values: np.ndarray, camera: PinholeCamera) -> np.ndarray:
 
 
 def _chw(img: np.ndarray) -> np.ndarray:
-    """An image (H, W[, 3]) as the engines' float32 (3, H, W) in [0, 1] (grey repeated; uint8 / 255, uint16 / 65535)."""
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, 2)
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(img.dtype, 1.0)
-    return (img.astype(np.float32) / np.float32(scale)).transpose(2, 0, 1)
+    """An image (H, W[, 3]) as the engines' float32 (3, H, W) in [0, 1] (`geometry.resample.unit_rgb`)."""
+    return unit_rgb(img).transpose(2, 0, 1)
 
 
 class StereoPipeline:
