@@ -171,13 +171,55 @@ def test_a_rectified_view_is_shifted_as_opencv_warps_it_and_the_kernels_agree_wi
         np.testing.assert_array_equal(inside[lvl], seen)
         padded = cv2.copyMakeBorder(warped, pad, pad, pad, pad, cv2.BORDER_REFLECT)
         np.testing.assert_array_equal(warped_pad[lvl], padded)
-    for neutral in (False, True):
-        fast_cfg, slow_cfg = ClassicalSweepConfig(), ClassicalSweepConfig(compiled=False)
-        fast = sc.plane_costs(sc._RefStats(gray, fast_cfg), src, None, fast_cfg, disparities, neutral)
-        slow = sc.plane_costs(sc._RefStats(gray, slow_cfg), src, None, slow_cfg, disparities, neutral)
-        np.testing.assert_array_equal(fast[1], slow[1])
-        np.testing.assert_allclose(fast[0], slow[0], rtol=1e-5, atol=1e-5)
-        assert (fast[0][~fast[1]] != sc._INVALID_COST).any() == neutral  # unseen planes made neutral, or not
+    for grid in (0.0, 1.0 / 32, 0.5):  # one warp per plane, and planes sharing 1/8 px or whole pixels
+        for census_weight in (0.0, 0.5, 1.0):
+            for neutral in (False, True):
+                kw = dict(shift_grid=grid, census_weight=census_weight)
+                fast_cfg, slow_cfg = ClassicalSweepConfig(**kw), ClassicalSweepConfig(compiled=False, **kw)
+                fast = sc.plane_costs(sc._RefStats(gray, fast_cfg), src, None, fast_cfg, disparities, neutral)
+                slow = sc.plane_costs(sc._RefStats(gray, slow_cfg), src, None, slow_cfg, disparities, neutral)
+                np.testing.assert_array_equal(fast[1], slow[1])
+                np.testing.assert_allclose(fast[0], slow[0], rtol=1e-5, atol=1e-5)
+                assert (fast[0][~fast[1]] != sc._INVALID_COST).any() == neutral  # unseen planes neutral, or not
+
+
+def test_the_subpixel_parabola_finds_a_minimum_between_unevenly_spaced_planes():
+    from depth_perception.pipelines import stereo_classical as sc
+
+    positions = np.array([0.0, 1.0, 1.9375, 3.0625, 4.0, 5.0], np.float32)  # planes nudged onto a 1/16 grid
+    truth = np.array([[1.7, 2.3, 3.4]], np.float32)  # the cost's true minima, in position units
+    S = (positions[None, None, :] - truth[..., None]) ** 2 + 0.1
+    for compiled in (False, True):
+        index, _ = sc.winner_take_all(S.astype(np.float32), compiled=compiled, positions=positions)
+        found = np.interp(index, np.arange(6), positions)
+        np.testing.assert_allclose(found, truth, atol=1e-4)
+        even, _ = sc.winner_take_all(S.astype(np.float32), compiled=compiled)  # read as evenly spaced: off
+        assert np.abs(np.interp(even, np.arange(6), positions) - truth).max() > 0.02
+
+
+def test_planes_on_a_grid_of_fractions_cost_what_exact_shifts_cost_away_from_the_borders():
+    from depth_perception.geometry.plane_sweep import plane_inverse_depths
+    from depth_perception.pipelines import stereo_classical as sc
+
+    rng = np.random.default_rng(5)
+    src = rng.random((15, 60)).astype(np.float32)
+    gray = rng.random((15, 60)).astype(np.float32)
+    disparities = (20.0 * plane_inverse_depths(0.5, 40.0, 12)).astype(np.float32)
+    assert sc.grid_fractions(disparities, 1.0 / 32) == 8  # planes 3.6 px apart: 1/16 px is 1/58 of that
+    assert sc.grid_fractions(disparities, 1.0 / 128) == 32 and sc.grid_fractions(disparities, 1e-4) == 0
+    on_grid = sc.quantize_disparities(disparities, 8)
+    assert np.abs(on_grid - disparities).max() <= 1.0 / 16 + 1e-6
+    assert np.all(on_grid * 8 == np.round(on_grid * 8))
+    assert on_grid[0] >= disparities[0] and on_grid[-1] <= disparities[-1]  # the range's ends round inward
+    gridded, exact = ClassicalSweepConfig(shift_grid=1.0 / 32), ClassicalSweepConfig(shift_grid=0.0)
+    cost, seen = sc.plane_costs(sc._RefStats(gray, gridded), src, None, gridded, disparities)
+    ref_cost, ref_seen = sc.plane_costs(sc._RefStats(gray, exact), src, None, exact, on_grid)
+    np.testing.assert_array_equal(seen, ref_seen)
+    inner = slice(3, -3)  # only the windows that reach past the image's columns read other pixels
+    np.testing.assert_allclose(cost[:, inner], ref_cost[:, inner], atol=1e-5)
+    assert np.abs(cost[:, :3] - ref_cost[:, :3]).max() > 1e-3  # ... and they do differ there
+    with pytest.raises(ValueError, match="shift_grid"):
+        ClassicalSweepConfig(shift_grid=0.7)
 
 
 def test_the_compiled_sweep_gives_the_numpy_sweeps_depth():

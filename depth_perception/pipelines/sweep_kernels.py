@@ -189,6 +189,173 @@ def plane_cost_volume(ref_census, ref_pad, ref_mean, ref_std, warped_pad, inside
                     _neutral(cy[x], vy[x], invalid_cost)
 
 
+@_njit(parallel=True)
+def fraction_images(src, fractions, pad, j_lo, images):
+    """The source shifted along its rows by each sub-pixel fraction: images[q, yp, c] = (1 - f) src[clamp(j)] +
+    f src[clamp(j + 1)] with f = fractions[q], j = j_lo + c, and rows reflect-padded by `pad` (OpenCV's
+    BORDER_REFLECT). A rectified plane of disparity d = m - f (m = ceil(d)) is this image read at j = x - m, with
+    the same arithmetic as `shift_planes`: every plane that shares a fraction shares one image."""
+    h, w = src.shape
+    Q, hp, we = images.shape
+    for i in prange(Q * hp):
+        q, yp = i // hp, i % hp
+        row, out = src[_reflect(yp - pad, h)], images[q, yp]
+        f = fractions[q]
+        a = np.float32(1.0) - f
+        for c in range(we):
+            j = j_lo + c
+            out[c] = a * row[min(max(j, 0), w - 1)] + f * row[min(max(j + 1, 0), w - 1)]
+
+
+@_njit(parallel=True)
+def fraction_stats(images, pad, census_radius, zncc_radius, codes, mean, std):
+    """What the matching cost needs from each shifted image alone, at every pixel (y, s) of images[q] (s = column
+    - pad, y = row - pad): its census code and the mean and standard deviation over the ZNCC window. Computed
+    once per fraction instead of once per plane."""
+    Q, hp, we = images.shape
+    h = hp - 2 * pad
+    ws = we - 2 * pad
+    zr = zncc_radius
+    k = 2 * zr + 1
+    norm = np.float32(1.0 / (k * k))
+    x0 = pad - zr
+    wide = ws + 2 * zr
+    bands = min(h, 8)
+    for i in prange(Q * bands):
+        q, band = i // bands, i % bands
+        img = images[q]
+        col_w = np.zeros(wide, np.float32)
+        col_ww = np.zeros(wide, np.float32)
+        bw = np.empty(ws, np.float32)
+        bww = np.empty(ws, np.float32)
+        y_first = band * h // bands
+        for y in range(y_first, (band + 1) * h // bands):
+            if census_radius == 2:
+                _census_row_5x5(img, y + pad, pad, ws, codes[q, y])
+            else:
+                _census_row_3x3(img, y + pad, pad, ws, codes[q, y])
+            if y == y_first:
+                col_w[:] = 0.0
+                col_ww[:] = 0.0
+                for dy in range(-zr, zr + 1):
+                    r = img[y + pad + dy, x0: x0 + wide]
+                    for xi in range(wide):
+                        x = np.uint64(xi)
+                        col_w[x] += r[x]
+                        col_ww[x] += r[x] * r[x]
+            else:
+                ri, ro = img[y + pad + zr, x0: x0 + wide], img[y + pad - zr - 1, x0: x0 + wide]
+                for xi in range(wide):
+                    x = np.uint64(xi)
+                    a, b = ri[x], ro[x]
+                    col_w[x] += a - b
+                    col_ww[x] += a * a - b * b
+            bw[:] = 0.0
+            bww[:] = 0.0
+            for ji in range(k):
+                j = np.uint64(ji)
+                for xi in range(ws):
+                    x = np.uint64(xi)
+                    bw[x] += col_w[x + j]
+                    bww[x] += col_ww[x + j]
+            mq, sq = mean[q, y], std[q, y]
+            for xi in range(ws):
+                x = np.uint64(xi)
+                mw = bw[x] * norm
+                mq[x] = mw
+                sq[x] = np.sqrt(max(bww[x] * norm - mw * mw, np.float32(0.0)))
+
+
+@_njit(parallel=True)
+def shifted_cost_volume(ref_census, ref_pad, ref_mean, ref_std, images, codes, mean, std, shifts, plane_fraction,
+                        disparities, m_max, census_radius, zncc_radius, census_weight, bits, invalid_cost,
+                        neutral_unseen, cost, valid):
+    """`plane_cost_volume` for a rectified view whose planes lie on a grid of sub-pixel fractions: plane l (disparity
+    d = m - f, m = shifts[l], f the fraction of images[plane_fraction[l]]) reads its census codes and its window's
+    mean and deviation (`fraction_stats`) from its fraction's at column x - m (+ m_max); only the reference x
+    plane product is summed per plane. The planes' windows see the shifted source beyond the image's columns (the clamped rows of
+    `fraction_images`), where `plane_cost_volume` reflects each warped plane: `plane_costs` does the same in numpy."""
+    L = shifts.shape[0]
+    h, w = ref_mean.shape
+    p = (ref_pad.shape[1] - w) // 2
+    zr = zncc_radius
+    k = 2 * zr + 1
+    norm = np.float32(1.0 / (k * k))
+    cw = np.float32(census_weight)
+    cs = np.float32(census_weight / bits)
+    zw = np.float32((1.0 - census_weight) * 0.5)
+    wide = w + 2 * zr
+    x0 = p - zr
+    bands = min(h, 8)
+    for band in prange(bands):
+        row = np.empty(w, np.float32)
+        cols_rw = np.empty((L, wide), np.float32)
+        box_rw = np.empty(w, np.float32)
+        plane_rows = np.empty((L, w), np.float32)
+        seen_rows = np.empty((L, w), np.bool_)
+        y_first = band * h // bands
+        for y in range(y_first, (band + 1) * h // bands):
+            for lvl in range(L):
+                m = shifts[lvl]
+                q = plane_fraction[lvl]
+                s0 = m_max - m  # stats column of x = 0; the image column of x' is x' + s0 + p
+                img = images[q]
+                row[:] = 0.0
+                if cw > 0:
+                    ref = ref_census[y]
+                    code = codes[q, y, s0: s0 + w]
+                    for xi in range(w):
+                        x = np.uint64(xi)
+                        row[x] += cs * np.float32(_popcount32(ref[x] ^ code[x]))
+                if cw < 1:
+                    g0 = x0 + s0
+                    col_rw = cols_rw[lvl]
+                    if y == y_first:
+                        col_rw[:] = 0.0
+                        for dy in range(-zr, zr + 1):
+                            wr = img[y + p + dy, g0: g0 + wide]
+                            rr = ref_pad[y + p + dy, x0: x0 + wide]
+                            for xi in range(wide):
+                                x = np.uint64(xi)
+                                col_rw[x] += rr[x] * wr[x]
+                    else:
+                        wi, ri = img[y + p + zr, g0: g0 + wide], ref_pad[y + p + zr, x0: x0 + wide]
+                        wo, ro = img[y + p - zr - 1, g0: g0 + wide], ref_pad[y + p - zr - 1, x0: x0 + wide]
+                        for xi in range(wide):
+                            x = np.uint64(xi)
+                            col_rw[x] += ri[x] * wi[x] - ro[x] * wo[x]
+                    box_rw[:] = 0.0
+                    for ji in range(k):
+                        j = np.uint64(ji)
+                        for xi in range(w):
+                            x = np.uint64(xi)
+                            box_rw[x] += col_rw[x + j]
+                    mq, sq = mean[q, y, s0: s0 + w], std[q, y, s0: s0 + w]
+                    rm, rs = ref_mean[y], ref_std[y]
+                    for xi in range(w):
+                        x = np.uint64(xi)
+                        zncc = (box_rw[x] * norm - rm[x] * mq[x]) / (rs[x] * sq[x] + np.float32(1e-4))
+                        row[x] += zw * min(max(np.float32(1.0) - zncc, np.float32(0.0)), np.float32(2.0))
+                # seen where the nearest sample x - d + 1/2 rounded down lies inside: first <= x < first + w
+                first = int(np.ceil(disparities[lvl] - np.float32(0.5)))
+                lo, hi = min(max(first, 0), w), min(max(first + w, 0), w)
+                pr, sr = plane_rows[lvl], seen_rows[lvl]
+                for xi in range(w):
+                    x = np.uint64(xi)
+                    seen = (xi >= lo) & (xi < hi)
+                    pr[x] = row[x] if seen else np.float32(invalid_cost)
+                    sr[x] = seen
+            cy, vy = cost[y], valid[y]
+            for xi in range(w):
+                x = np.uint64(xi)
+                for li in range(L):
+                    lvl = np.uint64(li)
+                    cy[x, lvl] = plane_rows[lvl, x]
+                    vy[x, lvl] = seen_rows[lvl, x]
+                if neutral_unseen:
+                    _neutral(cy[x], vy[x], invalid_cost)
+
+
 @_njit()
 def _reflect(i, n):
     """OpenCV's BORDER_REFLECT index (fedcba|abcdefgh|hgfedcb) for -n <= i < 2n."""
@@ -346,10 +513,26 @@ def sgm_columns(C, gray, p1, p2, edge_gain, out):
             a, b = b, a
 
 
+@_njit()
+def _vertex_index(k, cm, c0, cp, xm, x0, xp):
+    """The fractional plane index of the minimum of the parabola through the costs cm, c0, cp of planes k - 1, k,
+    k + 1 at positions xm, x0, xp (disparities, or the indices themselves), the offset clipped to +-0.5 plane; k
+    where the three are not convex."""
+    s1 = (c0 - cm) / (x0 - xm)  # the parabola's slope midway between planes k - 1 and k, and between k and k + 1
+    s2 = (cp - c0) / (xp - x0)
+    curv = (s2 - s1) / (xp - xm)
+    if not curv > 1e-9:
+        return np.float32(k)
+    vertex = np.float32(0.5) * (xm + x0) - s1 / (np.float32(2.0) * curv)
+    off = (vertex - x0) / (xp - x0) if vertex >= x0 else (vertex - x0) / (x0 - xm)
+    return np.float32(k) + min(max(off, np.float32(-0.5)), np.float32(0.5))
+
+
 @_njit(parallel=True)
-def winner_take_all(S, index, confidence):
-    """Per pixel of S (H, W, L): the fractional plane index (parabola through the winner and its neighbours,
-    offset clipped to +-0.5, none at the ends) and 1 - best / second best outside the winner's +-1 planes."""
+def winner_take_all(S, positions, index, confidence):
+    """Per pixel of S (H, W, L): the fractional plane index (parabola through the winner and its neighbours at
+    the planes' positions (L), offset clipped to +-0.5, none at the ends) and 1 - best / second best outside the
+    winner's +-1 planes."""
     h, w, L = S.shape
     for y in prange(h):
         for x in range(w):
@@ -362,12 +545,7 @@ def winner_take_all(S, index, confidence):
                 k += 1
             sub = np.float32(k)
             if 1 <= k <= L - 2:
-                cm, c0, cp = s[k - 1], s[k], s[k + 1]
-                denom = cm - np.float32(2.0) * c0 + cp
-                if denom > 1e-9:
-                    off = np.float32(0.5) * (cm - cp) / denom
-                    off = min(max(off, np.float32(-0.5)), np.float32(0.5))
-                    sub = np.float32(k) + off
+                sub = _vertex_index(k, s[k - 1], s[k], s[k + 1], positions[k - 1], positions[k], positions[k + 1])
             index[y, x] = sub
             second = np.float32(np.inf)
             for d in range(0, k - 1):  # outside the winner's +-1 planes, as two branch-free reductions
@@ -413,6 +591,6 @@ def right_winners(S, disparities, right_index):
 
 
 __all__ = [
-    "AVAILABLE", "plane_cost_volume", "right_winners", "sgm_columns", "sgm_rows", "shift_planes",
-    "winner_take_all",
+    "AVAILABLE", "fraction_images", "fraction_stats", "plane_cost_volume", "right_winners", "sgm_columns", "sgm_rows",
+    "shift_planes", "shifted_cost_volume", "winner_take_all",
 ]
