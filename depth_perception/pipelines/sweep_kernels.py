@@ -273,8 +273,9 @@ def shifted_cost_volume(ref_census, ref_pad, ref_mean, ref_std, images, codes, m
     """`plane_cost_volume` for a rectified view whose planes lie on a grid of sub-pixel fractions: plane l (disparity
     d = m - f, m = shifts[l], f the fraction of images[plane_fraction[l]]) reads its census codes and its window's
     mean and deviation (`fraction_stats`) from its fraction's at column x - m (+ m_max); only the reference x
-    plane product is summed per plane. The planes' windows see the shifted source beyond the image's columns (the clamped rows of
-    `fraction_images`), where `plane_cost_volume` reflects each warped plane: `plane_costs` does the same in numpy."""
+    plane product is summed per plane. The planes' windows see the shifted source beyond the image's columns
+    (the clamped rows of `fraction_images`), where `plane_cost_volume` reflects each warped plane: `plane_costs`
+    does the same in numpy."""
     L = shifts.shape[0]
     h, w = ref_mean.shape
     p = (ref_pad.shape[1] - w) // 2
