@@ -15,6 +15,7 @@ from depth_perception.eval.bench_core import (
     synthetic_frame,
     synthetic_sweep,
 )
+from depth_perception.eval.bench_node import bench_kind
 from depth_perception.geometry import PinholeCamera, points_to_sparse_depth
 from depth_perception.geometry.se3 import invert_transform, transform_points
 
@@ -113,11 +114,13 @@ def test_synthetic_sweep_looks_like_a_velodyne_scan():
     assert ranges.max() <= 80.0 + 1e-3 and (sweep[:, 2] < 0).mean() > 0.5  # mostly rings aimed at the road
 
 
+@pytest.mark.slow  # DDS between processes: not in `make test-fast`
 def test_node_bench_runs_a_real_node_over_dds_and_records_its_memory_over_time(tmp_path):
     out = tmp_path / "node.json"
     assert main(["bench", "node", "--kinds", "stereo", "--engine", "stereo=classical", "--seconds", "2.5",
                  "--rate", "4", "--cloud-decimation", "4", "--json", str(out)]) == 0
     r = json.loads(out.read_text())["nodes"]["stereo"]
+    assert r["outputs"] == ["depth", "depth/points"]
     assert r["frames_sent"] >= 8 and r["frames_out"] >= 1
     assert r["engine_p50_ms"] > 0 and r["p50_ms"] >= r["engine_p50_ms"]
     # the peer in the same run: a relay with prebuilt outputs answered every input; what the node adds is the rest
@@ -127,3 +130,17 @@ def test_node_bench_runs_a_real_node_over_dds_and_records_its_memory_over_time(t
     assert len(series) >= 2 and series[0][0] == 0.0 and all(mb > 0 for _, mb in series)
     assert r["rss_growth_second_half_mb"] == pytest.approx(r["rss_end_mb"] - next(mb for t, mb in series if t >= 1.25),
                                                            abs=1e-6)
+
+
+@pytest.mark.slow  # DDS between processes: not in `make test-fast`
+def test_node_bench_with_only_a_depth_subscriber_times_the_depth_image(tmp_path):
+    out = tmp_path / "node.json"
+    assert main(["bench", "node", "--kinds", "stereo", "--engine", "stereo=classical", "--seconds", "1.5",
+                 "--rate", "4", "--outputs", "depth", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    r = report["nodes"]["stereo"]
+    assert report["outputs"] == r["outputs"] == ["depth"]
+    assert r["frames_out"] >= 1 and r["p50_ms"] == pytest.approx(r["depth_p50_ms"])  # latency to the depth image
+    assert 0 < r["dds_floor_p50_ms"] < r["p50_ms"]
+    with pytest.raises(ValueError, match="at least one"):
+        bench_kind("stereo", "classical", 1.0, 4.0, outputs=())

@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="nodes to run")
     parser.add_argument("--cloud-decimation", type=int, default=1, metavar="N",
                         help="the nodes' cloud_decimation (default 1: a full 1242x375 cloud of 7.5 MB per frame)")
+    parser.add_argument("--outputs", nargs="+", choices=("depth", "points"), default=["depth", "points"],
+                        help="what the bench subscribes to (default both; the node computes only subscribed "
+                             "outputs); latency is to the cloud when it is subscribed, else to the depth image")
     parser.add_argument("--engine", action="append", default=[], metavar="KIND=PATH",
                         help="engine per kind (default: 'auto': the shipped engine, else classical; mono is "
                              "skipped without an engine)")
@@ -37,12 +40,14 @@ def run(args: argparse.Namespace) -> int:
         if not os.environ.get("DEPTH_PERCEPTION_QUIET"):
             print(f"bench node: {msg}", file=sys.stderr, flush=True)
 
+    outputs = tuple("depth/points" if name == "points" else name for name in args.outputs)
+    last = "points" if "depth/points" in outputs else "depth image"
     results: dict[str, Any] = {}
     for kind in args.kinds:
         engine = engines.get(kind, "auto")
         log(f"{kind}: {args.seconds:.0f} s at {args.rate:g} Hz, {CAMERA.width}x{CAMERA.height}, engine {engine}")
         try:
-            result = bench_kind(kind, engine, args.seconds, args.rate, args.cloud_decimation)
+            result = bench_kind(kind, engine, args.seconds, args.rate, args.cloud_decimation, outputs)
         except Exception as exc:  # one kind failing must not hide the others
             result = {"error": f"{type(exc).__name__}: {exc}"}
         results[kind] = result
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
               f"{r['overhead_p50_ms']:>9.1f} {r['dds_floor_p50_ms']:>9.1f} {r['node_added_p50_ms']:>9.1f} "
               f"{r['node_overhead_p50_ms']:>8.1f} {r['rss_growth_mb']:>8.1f} "
               f"{r['rss_growth_second_half_mb']:>8.1f}")
-    print(f"overhead = latency (input stamp -> points received) - engine - queue wait; target <= "
+    print(f"overhead = latency (input stamp -> {last} received) - engine - queue wait; target <= "
           f"{TARGET_OVERHEAD_MS:.0f} ms")
     print("dds floor = the same inputs answered at once by a relay with prebuilt outputs of the same sizes (DDS "
           "alone); node adds = overhead - dds floor")
@@ -67,6 +72,6 @@ def run(args: argparse.Namespace) -> int:
         from ..utils import write_json
 
         write_json(args.json, {"width": CAMERA.width, "height": CAMERA.height, "rate_hz": args.rate,
-                               "cloud_decimation": args.cloud_decimation,
+                               "cloud_decimation": args.cloud_decimation, "outputs": list(outputs),
                                "seconds": args.seconds, "target_overhead_ms": TARGET_OVERHEAD_MS, "nodes": results})
     return 0

@@ -2,7 +2,8 @@
 
 For every node kind the node runs in a process of its own and a driver in this one publishes a synthetic scene
 (a textured plane 10 m ahead; a LiDAR grid on it for completion) stamped with the wall clock, and receives depth
-and points.
+and points (or only the outputs asked for: the node computes and publishes nothing without a subscriber, so a
+depth-only subscriber never pays for the cloud).
 Per processed frame: latency = arrival - input stamp; engine = DepthResult.timings_ms["total"]; queue = the time
 the synchronized set waited for the busy worker (the engine is slower than 10 Hz: newer sets replace older ones);
 overhead = latency - engine - queue, i.e. what the node and DDS add (conversions, sync, publishing, transport);
@@ -109,44 +110,55 @@ def _answer(conn: Any, state: tuple[bool, str], frame_log: Any) -> None:
     conn.send([tuple(r) for r in frame_log])
 
 
-def _serve_relay(kind: str, ns: str, decimation: int, conn: Any) -> None:
-    """The DDS floor's stand-in for the node (`ros.node_driver.Relay`): each input image answered at once with a
-    depth image and a cloud of the node's output sizes, built before the run (frame log rows as the node's,
-    engine time 0)."""
+def _serve_relay(kind: str, ns: str, decimation: int, outputs: tuple[str, ...], conn: Any) -> None:
+    """The DDS floor's stand-in for the node (`ros.node_driver.Relay`): each input image answered at once with
+    the `outputs` (a depth image, a cloud) of the node's output sizes, built before the run (frame log rows as the
+    node's, engine time 0)."""
     from ..ros.image import depth_to_image
     from ..ros.node_driver import Relay
     from ..ros.pointcloud import depth_to_pointcloud2
 
     session = RosSession()
     depth = np.full(CAMERA.shape, SCENE.depth, np.float32)
-    outputs = {"depth": depth_to_image(depth),
-               "depth/points": depth_to_pointcloud2(depth, CAMERA, rgb=np.zeros(CAMERA.shape + (3,), np.uint8),
-                                                    decimation=decimation)}
+    prebuilt = {"depth": depth_to_image(depth),
+                "depth/points": depth_to_pointcloud2(depth, CAMERA, rgb=np.zeros(CAMERA.shape + (3,), np.uint8),
+                                                     decimation=decimation)}
     inputs = {name: type(msg) for name, msg in _messages(kind, 0, "camera").items()}
     relay = session.add(Relay(session.context, ns, inputs, "left/image_rect" if kind == "stereo" else "image_rect",
-                              outputs))
+                              {name: prebuilt[name] for name in outputs}))
     try:
         _answer(conn, (True, "relay"), relay.frame_log)
     finally:
         session.close()
 
 
-def bench_kind(kind: str, engine: str, seconds: float, rate: float, decimation: int = 1) -> dict[str, Any]:
-    """The node of `kind` end to end, and the DDS floor (`_serve_relay`) on the same inputs right after it."""
-    result = _drive(kind, seconds, rate, _serve_node, (kind, engine, f"/bench/{kind}", decimation))
+OUTPUT_TOPICS = ("depth", "depth/points")  # what the bench's subscriber can take, in the order the node publishes
+
+
+def bench_kind(kind: str, engine: str, seconds: float, rate: float, decimation: int = 1,
+               outputs: tuple[str, ...] = OUTPUT_TOPICS) -> dict[str, Any]:
+    """The node of `kind` end to end, and the DDS floor (`_serve_relay`) on the same inputs right after it.
+    Only `outputs` are subscribed (the node computes nothing that nobody subscribes to); latency is to the last
+    of them, the cloud when it is subscribed."""
+    outputs = tuple(name for name in OUTPUT_TOPICS if name in outputs)
+    if not outputs:
+        raise ValueError(f"outputs must name at least one of {OUTPUT_TOPICS}")
+    result = _drive(kind, seconds, rate, outputs, _serve_node, (kind, engine, f"/bench/{kind}", decimation))
     if "p50_ms" not in result:
         return result
-    floor = _drive(kind, min(seconds, 5.0), rate, _serve_relay, (kind, f"/bench/{kind}", decimation))
-    result.update({"engine": engine, "cloud_decimation": decimation,
+    floor = _drive(kind, min(seconds, 5.0), rate, outputs, _serve_relay,
+                   (kind, f"/bench/{kind}", decimation, outputs))
+    result.update({"engine": engine, "cloud_decimation": decimation, "outputs": list(outputs),
                    "dds_floor_p50_ms": floor.get("p50_ms", math.nan),
                    "dds_floor_depth_p50_ms": floor.get("depth_p50_ms", math.nan)})
     result["node_added_p50_ms"] = result["overhead_p50_ms"] - result["dds_floor_p50_ms"]
     return result
 
 
-def _drive(kind: str, seconds: float, rate: float, serve: Any, serve_args: tuple[Any, ...]) -> dict[str, Any]:
+def _drive(kind: str, seconds: float, rate: float, outputs: tuple[str, ...], serve: Any,
+           serve_args: tuple[Any, ...]) -> dict[str, Any]:
     """Publish the kind's inputs at `rate` for `seconds` to `serve` (run in a process of its own) and time what
-    comes back on depth and depth/points."""
+    comes back on `outputs` (depth, depth/points); latency is to the last of them."""
     import multiprocessing
 
     from ..ros.node_driver import T_CAM_LIDAR
@@ -158,7 +170,8 @@ def _drive(kind: str, seconds: float, rate: float, serve: Any, serve_args: tuple
     proc = mp.Process(target=serve, args=(*serve_args, child_conn), daemon=True)
     with RosSession() as session:
         driver = session.add(Driver(session.context, name="bench_driver"))
-        for name in ("depth", "depth/points"):
+        last = outputs[-1]
+        for name in outputs:
             driver.subscribe(topic(ns, name), OUTPUTS[name], keep_data=False)
         driver.send_tf(T_CAM_LIDAR, frame, "velo_link", 0, static=True)
         proc.start()
@@ -177,7 +190,7 @@ def _drive(kind: str, seconds: float, rate: float, serve: Any, serve_args: tuple
             # warm-up: one frame through before measuring
             _restamp(msgs, time.time_ns())
             publish_set(driver, ns, msgs)
-            driver.wait_for(topic(ns, "depth/points"), timeout=120)
+            driver.wait_for(topic(ns, last), timeout=120)
             time.sleep(0.5)
             driver.clear()
             conn.send("clear")
@@ -200,12 +213,12 @@ def _drive(kind: str, seconds: float, rate: float, serve: Any, serve_args: tuple
                     rss_series.append((round(elapsed, 2), rss_now))
                 t_next += period
                 time.sleep(max(0.0, t_next - time.monotonic()))
-            driver.wait_for(topic(ns, "depth/points"), lambda m: stamp_of(m) >= sent[-1], timeout=30)
+            driver.wait_for(topic(ns, last), lambda m: stamp_of(m) >= sent[-1], timeout=30)
             time.sleep(0.3)
             rss_end = rss_mb_of(proc.pid)
             conn.send("stop")
             log_rows = {int(r[0]): r for r in conn.recv()}
-            arrivals: dict[str, dict[int, float]] = {name: {} for name in ("depth", "depth/points")}
+            arrivals: dict[str, dict[int, float]] = {name: {} for name in outputs}
             with driver._cond:
                 for name in arrivals:
                     for t_mono, msg in driver.received[topic(ns, name)]:
@@ -216,11 +229,11 @@ def _drive(kind: str, seconds: float, rate: float, serve: Any, serve_args: tuple
                 proc.kill()
     lat_depth, lat_points, overhead, engine_ms, queue_ms, node_ms = [], [], [], [], [], []
     for stamp, row in log_rows.items():
-        if stamp not in arrivals["depth/points"] or stamp not in arrivals["depth"]:
+        if any(stamp not in arrivals[name] for name in outputs):
             continue
         _, eng, processing, complete_to_published = row
-        l_depth = (arrivals["depth"][stamp] + offset - stamp / 1e9) * 1e3
-        l_points = (arrivals["depth/points"][stamp] + offset - stamp / 1e9) * 1e3
+        l_depth = (arrivals["depth"][stamp] + offset - stamp / 1e9) * 1e3 if "depth" in arrivals else math.nan
+        l_points = (arrivals[last][stamp] + offset - stamp / 1e9) * 1e3
         queue = max(0.0, complete_to_published - processing)
         lat_depth.append(l_depth)
         lat_points.append(l_points)
