@@ -78,6 +78,101 @@ def _census_row_3x3(a, yc, p, w, code):
         code[xi] = v
 
 
+@_njit()
+def _column_sums(img, yc, zr, x0, wide, col_w, col_ww, first):
+    """The ZNCC window's column sums of values and squares at padded row yc of img, columns x0 ... x0 + wide - 1:
+    summed over rows yc - zr ... yc + zr when `first`, else slid down from row yc - 1's (one row in, one out)."""
+    if first:
+        col_w[:] = 0.0
+        col_ww[:] = 0.0
+        for dy in range(-zr, zr + 1):
+            r = img[yc + dy, x0: x0 + wide]
+            for xi in range(wide):
+                x = np.uint64(xi)
+                col_w[x] += r[x]
+                col_ww[x] += r[x] * r[x]
+        return
+    ri, ro = img[yc + zr, x0: x0 + wide], img[yc - zr - 1, x0: x0 + wide]
+    for xi in range(wide):
+        x = np.uint64(xi)
+        a, b = ri[x], ro[x]
+        col_w[x] += a - b
+        col_ww[x] += a * a - b * b
+
+
+@_njit()
+def _row_taps(col, k, out):
+    """out[x] = col[x] + ... + col[x + k - 1]: k taps along the row, no carried dependency, so it vectorizes."""
+    out[:] = 0.0
+    for ji in range(k):
+        j = np.uint64(ji)
+        for xi in range(out.shape[0]):
+            x = np.uint64(xi)
+            out[x] += col[x + j]
+
+
+@_njit()
+def _window_mean_std(col_w, col_ww, k, mean, std):
+    """The mean and standard deviation over k x k windows from their column sums (k taps along the row, no
+    carried dependency): mean[x], std[x] of the window whose columns are x ... x + k - 1."""
+    n = mean.shape[0]
+    norm = np.float32(1.0 / (k * k))
+    _row_taps(col_w, k, mean)
+    _row_taps(col_ww, k, std)
+    for xi in range(n):
+        x = np.uint64(xi)
+        mw = mean[x] * norm
+        mean[x] = mw
+        std[x] = np.sqrt(max(std[x] * norm - mw * mw, np.float32(0.0)))
+
+
+@_njit()
+def _add_zncc(plane, g0, ref_pad, x0, yc, zr, first, col_rw, box_rw, mean, std, ref_mean, ref_std, weight, row):
+    """row += weight * clip(1 - ZNCC, 0, 2) for one row of one plane: the reference x plane window sums (their
+    column sums in col_rw, started at padded row yc when `first`, else slid down one row) against the plane's
+    window mean and deviation (mean, std) and the reference's. The plane's columns start at g0 and the padded
+    reference's at x0."""
+    wide = col_rw.shape[0]
+    w = row.shape[0]
+    k = 2 * zr + 1
+    norm = np.float32(1.0 / (k * k))
+    if first:
+        col_rw[:] = 0.0
+        for dy in range(-zr, zr + 1):
+            wr = plane[yc + dy, g0: g0 + wide]
+            rr = ref_pad[yc + dy, x0: x0 + wide]
+            for xi in range(wide):
+                x = np.uint64(xi)
+                col_rw[x] += rr[x] * wr[x]
+    else:
+        wi, ri = plane[yc + zr, g0: g0 + wide], ref_pad[yc + zr, x0: x0 + wide]
+        wo, ro = plane[yc - zr - 1, g0: g0 + wide], ref_pad[yc - zr - 1, x0: x0 + wide]
+        for xi in range(wide):
+            x = np.uint64(xi)
+            col_rw[x] += ri[x] * wi[x] - ro[x] * wo[x]
+    _row_taps(col_rw, k, box_rw)
+    for xi in range(w):
+        x = np.uint64(xi)
+        zncc = (box_rw[x] * norm - ref_mean[x] * mean[x]) / (ref_std[x] * std[x] + np.float32(1e-4))
+        row[x] += weight * min(max(np.float32(1.0) - zncc, np.float32(0.0)), np.float32(2.0))
+
+
+@_njit()
+def _store_row(plane_rows, seen_rows, cy, vy, neutral_unseen, invalid_cost):
+    """One row's costs and visibility, computed plane by plane (L, W), into the (W, L) row of the volume: a whole
+    row at a time, because writing each plane straight into the volume would scatter stores L apart, which costs
+    more than computing the costs. With `neutral_unseen` each pixel's unseen planes are made neutral."""
+    L, w = plane_rows.shape
+    for xi in range(w):
+        x = np.uint64(xi)
+        for li in range(L):
+            lvl = np.uint64(li)
+            cy[x, lvl] = plane_rows[lvl, x]
+            vy[x, lvl] = seen_rows[lvl, x]
+        if neutral_unseen:
+            _neutral(cy[x], vy[x], invalid_cost)
+
+
 @_njit(parallel=True)
 def plane_cost_volume(ref_census, ref_pad, ref_mean, ref_std, warped_pad, inside, census_radius, zncc_radius,
                       census_weight, bits, invalid_cost, neutral_unseen, cost, valid):
@@ -96,7 +191,6 @@ def plane_cost_volume(ref_census, ref_pad, ref_mean, ref_std, warped_pad, inside
     p = max(census_radius, zncc_radius)
     cr, zr = census_radius, zncc_radius
     k = 2 * zr + 1
-    norm = np.float32(1.0 / (k * k))
     cw = np.float32(census_weight)
     cs = np.float32(census_weight / bits)
     zw = np.float32((1.0 - census_weight) * 0.5)
@@ -110,8 +204,8 @@ def plane_cost_volume(ref_census, ref_pad, ref_mean, ref_std, warped_pad, inside
         cols_ww = np.empty((L, wide), np.float32)
         cols_rw = np.empty((L, wide), np.float32)
         y_first = band * h // bands
-        box_w = np.empty(w, np.float32)
-        box_ww = np.empty(w, np.float32)
+        mean_w = np.empty(w, np.float32)
+        std_w = np.empty(w, np.float32)
         box_rw = np.empty(w, np.float32)
         plane_rows = np.empty((L, w), np.float32)
         seen_rows = np.empty((L, w), np.bool_)
@@ -131,62 +225,17 @@ def plane_cost_volume(ref_census, ref_pad, ref_mean, ref_std, warped_pad, inside
                 if cw < 1:
                     x0 = p - zr
                     col_w, col_ww, col_rw = cols_w[lvl], cols_ww[lvl], cols_rw[lvl]
-                    if y == y_first:
-                        col_w[:] = 0.0
-                        col_ww[:] = 0.0
-                        col_rw[:] = 0.0
-                        for dy in range(-zr, zr + 1):
-                            wr = wp[y + p + dy, x0: x0 + wide]
-                            rr = ref_pad[y + p + dy, x0: x0 + wide]
-                            for xi in range(wide):
-                                x = np.uint64(xi)
-                                v = wr[x]
-                                col_w[x] += v
-                                col_ww[x] += v * v
-                                col_rw[x] += rr[x] * v
-                    else:
-                        wi, ri = wp[y + p + zr, x0: x0 + wide], ref_pad[y + p + zr, x0: x0 + wide]
-                        wo, ro = wp[y + p - zr - 1, x0: x0 + wide], ref_pad[y + p - zr - 1, x0: x0 + wide]
-                        for xi in range(wide):
-                            x = np.uint64(xi)
-                            a, b = wi[x], wo[x]
-                            col_w[x] += a - b
-                            col_ww[x] += a * a - b * b
-                            col_rw[x] += ri[x] * a - ro[x] * b
-                    box_w[:] = 0.0  # the window's sums along the row: k taps, no carried dependency
-                    box_ww[:] = 0.0
-                    box_rw[:] = 0.0
-                    for ji in range(k):
-                        j = np.uint64(ji)
-                        for xi in range(w):
-                            x = np.uint64(xi)
-                            box_w[x] += col_w[x + j]
-                            box_ww[x] += col_ww[x + j]
-                            box_rw[x] += col_rw[x + j]
-                    rm, rs = ref_mean[y], ref_std[y]
-                    for xi in range(w):
-                        x = np.uint64(xi)
-                        mw = box_w[x] * norm
-                        sd = np.sqrt(max(box_ww[x] * norm - mw * mw, np.float32(0.0)))
-                        zncc = (box_rw[x] * norm - rm[x] * mw) / (rs[x] * sd + np.float32(1e-4))
-                        row[x] += zw * min(max(np.float32(1.0) - zncc, np.float32(0.0)), np.float32(2.0))
+                    _column_sums(wp, y + p, zr, x0, wide, col_w, col_ww, y == y_first)
+                    _window_mean_std(col_w, col_ww, k, mean_w, std_w)
+                    _add_zncc(wp, x0, ref_pad, x0, y + p, zr, y == y_first, col_rw, box_rw, mean_w, std_w,
+                              ref_mean[y], ref_std[y], zw, row)
                 seen = inside[lvl, y]
                 pr, sr = plane_rows[lvl], seen_rows[lvl]
                 for xi in range(w):
                     x = np.uint64(xi)
                     pr[x] = row[x] if seen[x] else np.float32(invalid_cost)
                     sr[x] = seen[x]
-            # into the (H, W, L) volume a whole row at a time: writing each plane straight into it would scatter
-            # stores L apart, which costs more than computing the costs
-            cy, vy = cost[y], valid[y]
-            for xi in range(w):
-                x = np.uint64(xi)
-                for li in range(L):
-                    lvl = np.uint64(li)
-                    cy[x, lvl] = plane_rows[lvl, x]
-                    vy[x, lvl] = seen_rows[lvl, x]
-                if neutral_unseen:
-                    _neutral(cy[x], vy[x], invalid_cost)
+            _store_row(plane_rows, seen_rows, cost[y], valid[y], neutral_unseen, invalid_cost)
 
 
 @_njit(parallel=True)
@@ -217,7 +266,6 @@ def fraction_stats(images, pad, census_radius, zncc_radius, codes, mean, std):
     ws = we - 2 * pad
     zr = zncc_radius
     k = 2 * zr + 1
-    norm = np.float32(1.0 / (k * k))
     x0 = pad - zr
     wide = ws + 2 * zr
     bands = min(h, 8)
@@ -226,44 +274,14 @@ def fraction_stats(images, pad, census_radius, zncc_radius, codes, mean, std):
         img = images[q]
         col_w = np.zeros(wide, np.float32)
         col_ww = np.zeros(wide, np.float32)
-        bw = np.empty(ws, np.float32)
-        bww = np.empty(ws, np.float32)
         y_first = band * h // bands
         for y in range(y_first, (band + 1) * h // bands):
             if census_radius == 2:
                 _census_row_5x5(img, y + pad, pad, ws, codes[q, y])
             else:
                 _census_row_3x3(img, y + pad, pad, ws, codes[q, y])
-            if y == y_first:
-                col_w[:] = 0.0
-                col_ww[:] = 0.0
-                for dy in range(-zr, zr + 1):
-                    r = img[y + pad + dy, x0: x0 + wide]
-                    for xi in range(wide):
-                        x = np.uint64(xi)
-                        col_w[x] += r[x]
-                        col_ww[x] += r[x] * r[x]
-            else:
-                ri, ro = img[y + pad + zr, x0: x0 + wide], img[y + pad - zr - 1, x0: x0 + wide]
-                for xi in range(wide):
-                    x = np.uint64(xi)
-                    a, b = ri[x], ro[x]
-                    col_w[x] += a - b
-                    col_ww[x] += a * a - b * b
-            bw[:] = 0.0
-            bww[:] = 0.0
-            for ji in range(k):
-                j = np.uint64(ji)
-                for xi in range(ws):
-                    x = np.uint64(xi)
-                    bw[x] += col_w[x + j]
-                    bww[x] += col_ww[x + j]
-            mq, sq = mean[q, y], std[q, y]
-            for xi in range(ws):
-                x = np.uint64(xi)
-                mw = bw[x] * norm
-                mq[x] = mw
-                sq[x] = np.sqrt(max(bww[x] * norm - mw * mw, np.float32(0.0)))
+            _column_sums(img, y + pad, zr, x0, wide, col_w, col_ww, y == y_first)
+            _window_mean_std(col_w, col_ww, k, mean[q, y], std[q, y])
 
 
 @_njit(parallel=True)
@@ -280,8 +298,6 @@ def shifted_cost_volume(ref_census, ref_pad, ref_mean, ref_std, images, codes, m
     h, w = ref_mean.shape
     p = (ref_pad.shape[1] - w) // 2
     zr = zncc_radius
-    k = 2 * zr + 1
-    norm = np.float32(1.0 / (k * k))
     cw = np.float32(census_weight)
     cs = np.float32(census_weight / bits)
     zw = np.float32((1.0 - census_weight) * 0.5)
@@ -309,34 +325,8 @@ def shifted_cost_volume(ref_census, ref_pad, ref_mean, ref_std, images, codes, m
                         x = np.uint64(xi)
                         row[x] += cs * np.float32(_popcount32(ref[x] ^ code[x]))
                 if cw < 1:
-                    g0 = x0 + s0
-                    col_rw = cols_rw[lvl]
-                    if y == y_first:
-                        col_rw[:] = 0.0
-                        for dy in range(-zr, zr + 1):
-                            wr = img[y + p + dy, g0: g0 + wide]
-                            rr = ref_pad[y + p + dy, x0: x0 + wide]
-                            for xi in range(wide):
-                                x = np.uint64(xi)
-                                col_rw[x] += rr[x] * wr[x]
-                    else:
-                        wi, ri = img[y + p + zr, g0: g0 + wide], ref_pad[y + p + zr, x0: x0 + wide]
-                        wo, ro = img[y + p - zr - 1, g0: g0 + wide], ref_pad[y + p - zr - 1, x0: x0 + wide]
-                        for xi in range(wide):
-                            x = np.uint64(xi)
-                            col_rw[x] += ri[x] * wi[x] - ro[x] * wo[x]
-                    box_rw[:] = 0.0
-                    for ji in range(k):
-                        j = np.uint64(ji)
-                        for xi in range(w):
-                            x = np.uint64(xi)
-                            box_rw[x] += col_rw[x + j]
-                    mq, sq = mean[q, y, s0: s0 + w], std[q, y, s0: s0 + w]
-                    rm, rs = ref_mean[y], ref_std[y]
-                    for xi in range(w):
-                        x = np.uint64(xi)
-                        zncc = (box_rw[x] * norm - rm[x] * mq[x]) / (rs[x] * sq[x] + np.float32(1e-4))
-                        row[x] += zw * min(max(np.float32(1.0) - zncc, np.float32(0.0)), np.float32(2.0))
+                    _add_zncc(img, x0 + s0, ref_pad, x0, y + p, zr, y == y_first, cols_rw[lvl], box_rw,
+                              mean[q, y, s0: s0 + w], std[q, y, s0: s0 + w], ref_mean[y], ref_std[y], zw, row)
                 # seen where the nearest sample x - d + 1/2 rounded down lies inside: first <= x < first + w
                 first = int(np.ceil(disparities[lvl] - np.float32(0.5)))
                 lo, hi = min(max(first, 0), w), min(max(first + w, 0), w)
@@ -346,15 +336,7 @@ def shifted_cost_volume(ref_census, ref_pad, ref_mean, ref_std, images, codes, m
                     seen = (xi >= lo) & (xi < hi)
                     pr[x] = row[x] if seen else np.float32(invalid_cost)
                     sr[x] = seen
-            cy, vy = cost[y], valid[y]
-            for xi in range(w):
-                x = np.uint64(xi)
-                for li in range(L):
-                    lvl = np.uint64(li)
-                    cy[x, lvl] = plane_rows[lvl, x]
-                    vy[x, lvl] = seen_rows[lvl, x]
-                if neutral_unseen:
-                    _neutral(cy[x], vy[x], invalid_cost)
+            _store_row(plane_rows, seen_rows, cost[y], valid[y], neutral_unseen, invalid_cost)
 
 
 @_njit()
