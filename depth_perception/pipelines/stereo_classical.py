@@ -194,14 +194,13 @@ def shift_plane(src_gray: np.ndarray, disparity: float, extend: int = 0) -> tupl
 
 def _shifted_cost_volume(ref: _RefStats, src_gray: np.ndarray, disparities: np.ndarray, config: ClassicalSweepConfig,
                          neutral: bool, cost: np.ndarray, valid: np.ndarray) -> None:
-    """The compiled cost of a rectified view whose plane disparities lie on a grid of fractions (any fractions
-    give the same numbers; shared ones save the work):
-    one shifted image per fraction (`sweep_kernels.fraction_images`), its census and window statistics once
+    """The compiled cost of a rectified view whose plane disparities lie on a grid of fractions: one shifted
+    image per fraction (`sweep_kernels.fraction_images`), its census and window statistics once
     (`fraction_stats`), and per plane only the reference x plane sums (`shifted_cost_volume`)."""
     h, w = ref.gray.shape
     pad = max(config.census_radius, config.zncc_radius)
     shifts = np.ceil(disparities).astype(np.int64)
-    frac = (shifts - disparities).astype(np.float32)  # exact: both are multiples of a power of two
+    frac = (shifts - disparities).astype(np.float32)  # exact: both are multiples of 1/fractions
     fractions, plane_fraction = np.unique(frac, return_inverse=True)
     m_max, m_min = int(shifts.max()), int(shifts.min())
     width = w + 2 * pad + m_max - m_min  # columns j = x - m of every plane's window, x from -pad to w + pad - 1
@@ -229,7 +228,7 @@ def plane_costs(
     cheaper. With `neutral` a plane the view does not see takes the pixel's mean cost over the planes it sees
     (`neutral_unseen`, what `ClassicalStereo` does with a single view), instead of the fixed invalid cost.
 
-    With `config.shift_grid` the disparities are first rounded to the grid of `grid_fractions`, and each plane's
+    Where `config.shift_grid` finds a grid (`grid_fractions`) the disparities are first rounded to it, and each plane's
     windows read its shifted source beyond the image's columns (where the view is clamped) instead of
     reflecting the plane at the image's edge; the compiled code then shares work between the planes of one
     fraction (`_shifted_cost_volume`)."""
@@ -241,9 +240,12 @@ def plane_costs(
     r = config.zncc_radius
     cw = config.census_weight
     pad = max(config.census_radius, r)
-    gridded = disparities is not None and config.shift_grid > 0
+    # planes too close for any grid (a fraction each) keep the per-plane kernel: one image per fraction over
+    # every plane's columns would take more memory than one warp per plane
+    fractions = grid_fractions(disparities, config.shift_grid) if disparities is not None else 0
+    gridded = fractions > 0
     if gridded:
-        disparities = quantize_disparities(disparities, grid_fractions(disparities, config.shift_grid))
+        disparities = quantize_disparities(disparities, fractions)
     flags_lin = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     flags_near = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
     if _compiled(config) and gridded:
