@@ -30,7 +30,7 @@ echo "setup_env: preparing $VENV (first run takes a few minutes)" >&2
 "$VENV/bin/python" -c "import depth_perception" || { echo "setup_env: package install failed" >&2; exit 1; }
 site=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 # a few packages ship files that are not Python 3.11 (templates, other versions' code): pip skips them too
-"$VENV/bin/python" -m compileall -q -j 2 "$site" >/dev/null 2>&1 &
+"$VENV/bin/python" -m compileall -q -j 2 -x "/tests?/|/testing/_internal/" "$site" >/dev/null 2>&1 &
 compiling=$!
 # The package's numba kernels (pipelines/compiled.py) compile on one core (about 30 s) into numba's cache while
 # tf2_msgs builds; tools/run_tests.sh builds them again if this did not (then they take a second).
