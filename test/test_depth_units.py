@@ -37,3 +37,22 @@ def test_the_ros_message_and_the_kitti_png_use_these_rules(tmp_path):
     np.testing.assert_array_equal(depth_image_to_numpy(msg), millimetres_to_metres(metres_to_millimetres(DEPTHS)))
     write_depth_png(tmp_path / "d.png", DEPTHS)
     np.testing.assert_array_equal(read_depth_png(tmp_path / "d.png"), kitti_to_metres(metres_to_kitti(DEPTHS)))
+
+
+def test_the_compiled_conversion_gives_numpys_numbers_for_every_dtype_shape_and_edge():
+    from depth_perception.geometry import depth_units
+    from depth_perception.geometry.compiled import NUMBA
+
+    rng = np.random.default_rng(3)
+    values = rng.uniform(-5.0, 300.0, (37, 53))
+    values[::5, ::3] = np.nan
+    values[1, :6] = [np.inf, -np.inf, 0.0005, 0.0015, 65.5345, 65.5355]  # halves round to even, as np.rint
+    for depth in (values, values.astype(np.float32), values.T, values[::2, 1::3], values.astype(np.float16)):
+        for scale in (depth_units.MM_PER_M, depth_units.KITTI_SCALE):
+            want = np.empty(depth.size, np.uint16)
+            depth_units._fixed_point_numpy(np.asarray(depth, np.float64).reshape(-1), scale, want)
+            got = depth_units._fixed_point(depth, scale)
+            assert got.dtype == np.uint16 and got.shape == depth.shape
+            np.testing.assert_array_equal(got.reshape(-1), want)
+    # where numba is installed (the pip environment) this was the compiled pass, not the twin again
+    assert NUMBA == (depth_units._fixed_point_into is not depth_units._fixed_point_numpy)

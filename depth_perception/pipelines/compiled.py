@@ -1,5 +1,6 @@
 """Builds every numba kernel of the package into numba's on-disk cache: the classical sweep's (pipelines.
-sweep_kernels), the guided in-fill's (geometry.infill) and the cloud writer's (geometry.projection).
+sweep_kernels), the guided in-fill's (geometry.infill), the cloud writer's (geometry.projection) and the
+millimetre conversion's (geometry.depth_units).
 
 `python -m depth_perception.pipelines.compiled`: about 30 s of one core on a fresh clone, a second when the cache
 is current. The environment set-up and the test runner call it, so no node compiles inside a start-up wait or on
@@ -12,6 +13,7 @@ import numpy as np
 
 def build() -> None:
     from ..geometry.camera import PinholeCamera
+    from ..geometry.depth_units import metres_to_kitti, metres_to_millimetres
     from ..geometry.infill import guided_fill
     from ..geometry.projection import backproject_into
     from .stereo_classical import ClassicalStereo
@@ -27,6 +29,9 @@ def build() -> None:
     sparse = np.zeros(camera.shape, np.float32)
     sparse[2, 3] = 2.0
     guided_fill(rgb, sparse, depth)
+    for values in (depth, depth.astype(np.float64)):  # node outputs (float32) and writers (float64)
+        metres_to_millimetres(values)
+        metres_to_kitti(values)
 
 
 if __name__ == "__main__":
