@@ -15,7 +15,7 @@ from depth_perception.eval.bench_core import (
     synthetic_frame,
     synthetic_sweep,
 )
-from depth_perception.eval.bench_node import bench_kind
+from depth_perception.eval.bench_node import CAMERA, bench_kind
 from depth_perception.geometry import PinholeCamera, points_to_sparse_depth
 from depth_perception.geometry.se3 import invert_transform, transform_points
 
@@ -121,6 +121,8 @@ def test_node_bench_runs_a_real_node_over_dds_and_records_its_memory_over_time(t
                  "--rate", "4", "--cloud-decimation", "4", "--json", str(out)]) == 0
     r = json.loads(out.read_text())["nodes"]["stereo"]
     assert r["outputs"] == ["depth", "depth/points"]
+    assert r["encoding"] == "32FC1" and 4 * CAMERA.width * CAMERA.height <= r["message_mb"]["depth"] * 1e6 < (
+        4 * CAMERA.width * CAMERA.height + 512)
     assert r["frames_sent"] >= 8 and r["frames_out"] >= 1
     assert r["engine_p50_ms"] > 0 and r["p50_ms"] >= r["engine_p50_ms"]
     # the peer in the same run: a relay with prebuilt outputs answered every input; what the node adds is the rest
@@ -136,11 +138,17 @@ def test_node_bench_runs_a_real_node_over_dds_and_records_its_memory_over_time(t
 def test_node_bench_with_only_a_depth_subscriber_times_the_depth_image(tmp_path):
     out = tmp_path / "node.json"
     assert main(["bench", "node", "--kinds", "stereo", "--engine", "stereo=classical", "--seconds", "1.5",
-                 "--rate", "4", "--outputs", "depth", "--json", str(out)]) == 0
+                 "--rate", "4", "--outputs", "depth", "--encoding", "16UC1", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     r = report["nodes"]["stereo"]
     assert report["outputs"] == r["outputs"] == ["depth"]
+    assert report["encoding"] == r["encoding"] == "16UC1"
+    # what came over DDS was millimetres: 2 bytes a pixel (plus the header), not 32FC1's 4
+    assert set(r["message_mb"]) == {"depth"}
+    assert 2 * CAMERA.width * CAMERA.height <= r["message_mb"]["depth"] * 1e6 < 2 * CAMERA.width * CAMERA.height + 512
     assert r["frames_out"] >= 1 and r["p50_ms"] == pytest.approx(r["depth_p50_ms"])  # latency to the depth image
     assert 0 < r["dds_floor_p50_ms"] < r["p50_ms"]
     with pytest.raises(ValueError, match="at least one"):
         bench_kind("stereo", "classical", 1.0, 4.0, outputs=())
+    with pytest.raises(ValueError, match="encoding must be one of"):
+        bench_kind("stereo", "classical", 1.0, 4.0, encoding="8UC1")

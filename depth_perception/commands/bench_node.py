@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import CliError
 from ..eval.bench_node import CAMERA, KINDS, TARGET_OVERHEAD_MS, bench_kind, engines_by_kind
+from ..ros.image import DEPTH_ENCODINGS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--outputs", nargs="+", choices=("depth", "points"), default=["depth", "points"],
                         help="what the bench subscribes to (default both; the node computes only subscribed "
                              "outputs); latency is to the cloud when it is subscribed, else to the depth image")
+    parser.add_argument("--encoding", choices=DEPTH_ENCODINGS, default="32FC1",
+                        help="the depth image's encoding (the nodes' output_encoding; default 32FC1 metres, 1.9 MB "
+                             "a frame; 16UC1 millimetres is half of it)")
     parser.add_argument("--engine", action="append", default=[], metavar="KIND=PATH",
                         help="engine per kind (default: 'auto': the shipped engine, else classical; mono is "
                              "skipped without an engine)")
@@ -45,9 +49,10 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {}
     for kind in args.kinds:
         engine = engines.get(kind, "auto")
-        log(f"{kind}: {args.seconds:.0f} s at {args.rate:g} Hz, {CAMERA.width}x{CAMERA.height}, engine {engine}")
+        log(f"{kind}: {args.seconds:.0f} s at {args.rate:g} Hz, {CAMERA.width}x{CAMERA.height}, engine {engine}, "
+            f"depth as {args.encoding}")
         try:
-            result = bench_kind(kind, engine, args.seconds, args.rate, args.cloud_decimation, outputs)
+            result = bench_kind(kind, engine, args.seconds, args.rate, args.cloud_decimation, outputs, args.encoding)
         except Exception as exc:  # one kind failing must not hide the others
             result = {"error": f"{type(exc).__name__}: {exc}"}
         results[kind] = result
@@ -68,10 +73,15 @@ def run(args: argparse.Namespace) -> int:
           f"{TARGET_OVERHEAD_MS:.0f} ms")
     print("dds floor = the same inputs answered at once by a relay with prebuilt outputs of the same sizes (DDS "
           "alone); node adds = overhead - dds floor")
+    for kind, r in results.items():
+        if r.get("message_mb"):
+            print(f"{kind} messages: " + ", ".join(f"{name} {mb:.2f} MB" for name, mb in r["message_mb"].items())
+                  + f" (depth as {args.encoding})")
     if args.json:
         from ..utils import write_json
 
         write_json(args.json, {"width": CAMERA.width, "height": CAMERA.height, "rate_hz": args.rate,
                                "cloud_decimation": args.cloud_decimation, "outputs": list(outputs),
+                               "encoding": args.encoding,
                                "seconds": args.seconds, "target_overhead_ms": TARGET_OVERHEAD_MS, "nodes": results})
     return 0

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..geometry.camera import PinholeCamera
+from ..ros.image import DEPTH_ENCODINGS
 from ..ros.node_driver import (
     OUTPUTS,
     Driver,
@@ -81,14 +82,15 @@ def rss_mb_of(pid: int) -> float:
     return math.nan
 
 
-def _serve_node(kind: str, engine: str, ns: str, decimation: int, conn: Any) -> None:
+def _serve_node(kind: str, engine: str, ns: str, decimation: int, encoding: str, conn: Any) -> None:
     """The node under test, in a process of its own (as in a deployment: no GIL shared with the driver)."""
     from ..nodes.runner import node_class
     from ..ros.node_driver import parameter_list
 
     session = RosSession()
     node = session.add(node_class(kind)(context=session.context, namespace=ns, parameter_overrides=parameter_list(
-        {"engine": engine, "qos_reliability": "reliable", "cloud_decimation": int(decimation)})))
+        {"engine": engine, "qos_reliability": "reliable", "cloud_decimation": int(decimation),
+         "output_encoding": encoding})))
     try:
         ready = node.wait_until_ready(600)
         if ready and kind == "completion":
@@ -110,17 +112,17 @@ def _answer(conn: Any, state: tuple[bool, str], frame_log: Any) -> None:
     conn.send([tuple(r) for r in frame_log])
 
 
-def _serve_relay(kind: str, ns: str, decimation: int, outputs: tuple[str, ...], conn: Any) -> None:
+def _serve_relay(kind: str, ns: str, decimation: int, encoding: str, outputs: tuple[str, ...], conn: Any) -> None:
     """The DDS floor's stand-in for the node (`ros.node_driver.Relay`): each input image answered at once with
-    the `outputs` (a depth image, a cloud) of the node's output sizes, built before the run (frame log rows as the
-    node's, engine time 0)."""
+    the `outputs` (a depth image in `encoding`, a cloud) of the node's output sizes, built before the run (frame
+    log rows as the node's, engine time 0)."""
     from ..ros.image import depth_to_image
     from ..ros.node_driver import Relay
     from ..ros.pointcloud import depth_to_pointcloud2
 
     session = RosSession()
     depth = np.full(CAMERA.shape, SCENE.depth, np.float32)
-    prebuilt = {"depth": depth_to_image(depth),
+    prebuilt = {"depth": depth_to_image(depth, encoding),
                 "depth/points": depth_to_pointcloud2(depth, CAMERA, rgb=np.zeros(CAMERA.shape + (3,), np.uint8),
                                                      decimation=decimation)}
     inputs = {name: type(msg) for name, msg in _messages(kind, 0, "camera").items()}
@@ -136,19 +138,23 @@ OUTPUT_TOPICS = ("depth", "depth/points")  # what the bench's subscriber can tak
 
 
 def bench_kind(kind: str, engine: str, seconds: float, rate: float, decimation: int = 1,
-               outputs: tuple[str, ...] = OUTPUT_TOPICS) -> dict[str, Any]:
+               outputs: tuple[str, ...] = OUTPUT_TOPICS, encoding: str = "32FC1") -> dict[str, Any]:
     """The node of `kind` end to end, and the DDS floor (`_serve_relay`) on the same inputs right after it.
     Only `outputs` are subscribed (the node computes nothing that nobody subscribes to); latency is to the last
-    of them, the cloud when it is subscribed."""
+    of them, the cloud when it is subscribed. `encoding`: the depth image's (the node's output_encoding; 16UC1
+    millimetres is half the bytes of 32FC1 metres)."""
     outputs = tuple(name for name in OUTPUT_TOPICS if name in outputs)
     if not outputs:
         raise ValueError(f"outputs must name at least one of {OUTPUT_TOPICS}")
-    result = _drive(kind, seconds, rate, outputs, _serve_node, (kind, engine, f"/bench/{kind}", decimation))
+    if encoding not in DEPTH_ENCODINGS:
+        raise ValueError(f"encoding must be one of {DEPTH_ENCODINGS}, got {encoding!r}")
+    result = _drive(kind, seconds, rate, outputs, _serve_node,
+                    (kind, engine, f"/bench/{kind}", decimation, encoding))
     if "p50_ms" not in result:
         return result
     floor = _drive(kind, min(seconds, 5.0), rate, outputs, _serve_relay,
-                   (kind, f"/bench/{kind}", decimation, outputs))
-    result.update({"engine": engine, "cloud_decimation": decimation, "outputs": list(outputs),
+                   (kind, f"/bench/{kind}", decimation, encoding, outputs))
+    result.update({"engine": engine, "cloud_decimation": decimation, "outputs": list(outputs), "encoding": encoding,
                    "dds_floor_p50_ms": floor.get("p50_ms", math.nan),
                    "dds_floor_depth_p50_ms": floor.get("depth_p50_ms", math.nan)})
     result["node_added_p50_ms"] = result["overhead_p50_ms"] - result["dds_floor_p50_ms"]
@@ -219,10 +225,12 @@ def _drive(kind: str, seconds: float, rate: float, outputs: tuple[str, ...], ser
             conn.send("stop")
             log_rows = {int(r[0]): r for r in conn.recv()}
             arrivals: dict[str, dict[int, float]] = {name: {} for name in outputs}
+            sizes: dict[str, int] = {}
             with driver._cond:
                 for name in arrivals:
                     for t_mono, msg in driver.received[topic(ns, name)]:
                         arrivals[name][stamp_of(msg)] = t_mono
+                        sizes[name] = msg.size
         finally:
             proc.join(20)
             if proc.is_alive():
@@ -250,6 +258,7 @@ def _drive(kind: str, seconds: float, rate: float, outputs: tuple[str, ...], ser
         "engine_p50_ms": _pct(engine_ms, 50), "queue_p50_ms": _pct(queue_ms, 50),
         "overhead_p50_ms": _pct(overhead, 50), "overhead_p95_ms": _pct(overhead, 95),
         "node_overhead_p50_ms": _pct(node_ms, 50),
+        "message_mb": {name: size / 1e6 for name, size in sizes.items()},  # serialized, as DDS carries them
         "overhead_ok": bool(_pct(overhead, 50) <= TARGET_OVERHEAD_MS),
         # the node's process: its resident memory after warm-up, at the end, and the peak in between
         "rss_start_mb": rss_start, "rss_end_mb": rss_end, "rss_growth_mb": rss_end - rss_start, "peak_mb": peak,

@@ -15,6 +15,7 @@ from rclpy.parameter import Parameter
 
 from ..engines import check_device
 from ..pipelines.settings import Setting, settings_of
+from ..ros.image import DEPTH_ENCODINGS
 
 
 class ParameterStartupError(ValueError):
@@ -71,7 +72,7 @@ COMMON_PARAMS: tuple[ParamSpec, ...] = (
               "outputs and depth/camera_info use this resolution", 0, 8192),
     ParamSpec("input_height", 0, "resize inputs to this height; 0 keeps the camera's height", 0, 8192),
     ParamSpec("output_encoding", "32FC1", "depth image encoding: 32FC1 metres (NaN invalid) or 16UC1 millimetres "
-              "(0 invalid)", choices=("32FC1", "16UC1")),
+              "(0 invalid)", choices=DEPTH_ENCODINGS),
     ParamSpec("colormap_min_depth", 1.0, "depth (m) drawn with the nearest colour in depth/colorized", 0.01, 1000.0),
     ParamSpec("colormap_max_depth", 80.0, "depth (m) drawn with the farthest colour in depth/colorized", 0.1,
               1000.0),

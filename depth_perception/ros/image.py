@@ -161,6 +161,9 @@ def depth_image_to_numpy(msg: Image) -> np.ndarray:
     raise ValueError(f"depth image encoding {msg.encoding!r} is not supported (32FC1 metres or 16UC1 millimetres)")
 
 
+DEPTH_ENCODINGS = ("32FC1", "16UC1")  # REP 118: metres as float (NaN invalid), or millimetres as uint16 (0 invalid)
+
+
 def depth_to_image(depth_m: np.ndarray, encoding: str = "32FC1", header: Any = None) -> Image:
     """float depth (H, W) in metres -> `32FC1` metres, or `16UC1` millimetres where unknown or out of range is 0."""
     depth = np.asarray(depth_m)
@@ -170,4 +173,4 @@ def depth_to_image(depth_m: np.ndarray, encoding: str = "32FC1", header: Any = N
         return numpy_to_image(depth.astype(np.float32, copy=False), "32FC1", header)
     if encoding == "16UC1":
         return numpy_to_image(metres_to_millimetres(depth), "16UC1", header)
-    raise ValueError(f"depth encoding must be '32FC1' or '16UC1', got {encoding!r}")
+    raise ValueError(f"depth encoding must be one of {DEPTH_ENCODINGS}, got {encoding!r}")

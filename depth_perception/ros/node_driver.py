@@ -200,13 +200,14 @@ class Driver(Node):
         (self._tf_static if static else self._tf).publish(msg)
 
     def subscribe(self, topic: str, msg_type: type, qos: Any = None, keep_data: bool = True) -> None:
-        """Keep (arrival time, message) of every message on `topic`; keep_data=False keeps only the header (long
-        runs of large messages: the bench), read from the serialized message, as a C++ subscriber that looks at
-        the header would: the Python copy of a 7.5 MB cloud's data is not part of what a node costs."""
+        """Keep (arrival time, message) of every message on `topic`; keep_data=False keeps only the header and the
+        serialized size in bytes (long runs of large messages: the bench), read from the serialized message, as a
+        C++ subscriber that looks at the header would: the Python copy of a 7.5 MB cloud's data is not part of what
+        a node costs."""
         self.received.setdefault(topic, [])
 
         def keep(msg: Any) -> None:
-            kept = msg if keep_data else SimpleNamespace(header=serialized_header(msg))
+            kept = msg if keep_data else SimpleNamespace(header=serialized_header(msg), size=len(msg))
             with self._cond:
                 self.received[topic].append((time.monotonic(), kept))
                 self._cond.notify_all()
