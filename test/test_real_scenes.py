@@ -166,3 +166,32 @@ def test_the_cpu_sized_stereo_engine_beats_sgbm_by_30_percent_on_the_real_scene_
     learned, sgbm, classical = rows[f"learned:{engine.name}"], rows["sgbm"], rows["classical"]
     assert learned["bad3"] < 0.7 * sgbm["bad3"] and learned["bad3"] < 0.8 * classical["bad3"], rows
     assert learned["abs_rel"] < 1.3 * sgbm["abs_rel"] and learned["density"] == 1.0, rows
+
+
+def test_eval_mono_on_the_real_scene_puts_the_engine_beside_a_constant_and_draws_it(scene, tmp_path, capsys):
+    """The monocular engine on Motorcycle, median-scaled and at its own scale, beside the constant depth.
+
+    The shipped engine (trained on street drives, mono+stereo) is BEHIND the constant here: AbsRel 0.359 against
+    0.212 (README); it draws the garage as a street, the motorcycle far and the floor near. This test checks the
+    figures (the constant's against a direct computation, the scale the engine was given) and holds the line the
+    engine is at: below 0.42, where the same depth upside down scores 0.495. (Run at the image's aspect ratio
+    instead of squashed into 640x192, the engine scores 0.340-0.389: the training, not the resizing, is why.)"""
+    from depth_perception.eval.metrics import compute_depth_metrics
+
+    out, picture = tmp_path / "mono.json", tmp_path / "mono.png"
+    assert main(["eval", "mono", "--scene", "motorcycle", "--engine", "auto", "--device", "cpu", "--json", str(out),
+                 "--image", str(picture)]) == 0
+    assert "constant" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    rows = report["methods"]
+    name = f"learned:{report['engine'].rsplit('/', 1)[-1]}"
+    assert set(rows) == {"constant", f"{name} median-scaled", f"{name} own scale"}
+    valid = np.isfinite(scene.depth)
+    truth = scene.depth[valid].astype(np.float64)
+    want = compute_depth_metrics(truth, np.full(truth.shape, np.median(truth)))
+    assert rows["constant"]["abs_rel"] == pytest.approx(want["abs_rel"], rel=1e-6) and rows["constant"]["scale"] == 1
+    scaled, own = rows[f"{name} median-scaled"], rows[f"{name} own scale"]
+    assert own["scale"] == 1.0 and 0 < scaled["scale"] and scaled["abs_rel"] < own["abs_rel"]
+    assert scaled["abs_rel"] < 0.42, rows
+    assert cv2.imread(str(picture)) is not None
+    assert main(["eval", "mono", "--scene", str(tmp_path / "nowhere")]) == 2

@@ -9,7 +9,13 @@ from ..eval.mono_eval import MAX_DEPTH, MIN_DEPTH, SCALINGS, evaluate_engine, fo
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", default="auto",
                         help="engine artifact (.onnx + .json), training checkpoint folder, or 'auto' (shipped)")
-    parser.add_argument("--data", nargs="+", required=True, help="drive folders or roots of KITTI-layout drives")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data", nargs="+", help="drive folders or roots of KITTI-layout drives")
+    where.add_argument("--scene", help="a real scene with ground truth: 'motorcycle' (Middlebury 2014, shipped by "
+                                       "scikit-image) or a Middlebury 2014 scene folder; the engine beside a constant "
+                                       "depth, median-scaled and at its own scale")
+    parser.add_argument("--image", help="--scene: write a picture here (PNG): the left image, the ground truth and the "
+                                        "engine's median-scaled depth with its error map")
     parser.add_argument("--split", help="monodepth2 split file (<date>/<drive> <frame> l|r)")
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--scaling", choices=SCALINGS, default="auto",
@@ -24,9 +30,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
 
 
+def run_scene(args: argparse.Namespace) -> int:
+    from ..errors import CliError
+    from ..eval.real_scenes import evaluate_mono_scene, format_mono, load_scene
+    from ..utils import write_json
+
+    depths: dict = {}
+    try:
+        scene = load_scene(args.scene)
+        report = evaluate_mono_scene(scene, args.engine, backend=args.backend, device=args.device, depths=depths)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from None
+    print(format_mono(report))
+    if args.image:
+        import numpy as np
+
+        from ..eval.report import depth_panel
+
+        (name, depth), = depths.items()
+        row = report["methods"][f"{name} median-scaled"]
+        gt = np.nan_to_num(scene.depth, nan=0.0)
+        valid = gt[gt > 0]
+        depth_panel(args.image, scene.left, gt,
+                    {f"{name} median-scaled: AbsRel {row['abs_rel']:.3f}": depth * row["scale"]},
+                    title=f"{scene.name}: monocular depth", min_depth=float(valid.min()), max_depth=float(valid.max()))
+        print(f"picture: {args.image}")
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ..utils import write_json
 
+    if args.scene:
+        return run_scene(args)
     report = evaluate_engine(
         args.engine, args.data, split=args.split, scaling=args.scaling, crop=args.crop, min_depth=args.min_depth,
         max_depth=args.max_depth, camera_height=args.camera_height, max_frames=args.max_frames, stride=args.stride,

@@ -9,6 +9,10 @@ background hole filling, so a hole costs there too.
 Completion protocol: sparse depth is sampled from the ground truth in two patterns, uniform random at a density
 and a simulated spinning scanner (beams at constant elevation steps, seen from a point above the camera); every
 method gets the same sparse input; KITTI depth-completion metrics on the ground-truth pixels not given as input.
+
+Monocular protocol: the engine sees the left image; monodepth2's metrics on every pixel with ground truth, after
+median scaling (relative depth) and at the engine's own scale, beside a constant: the truth's median depth on every
+pixel, what a method that sees nothing scores once median-scaled. A monocular engine has to beat it.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from ..data.middlebury import StereoScene, motorcycle_scene, read_middlebury_sce
 from ..data.sparse_patterns import random_pattern, scanner_pattern
 from ..geometry.infill import fill_rows_background
 from .completion_metrics import completion_metrics
-from .metrics import compute_depth_metrics
+from .metrics import compute_depth_metrics, evaluate_depth
 
 
 def load_scene(name: str) -> StereoScene:
@@ -151,6 +155,46 @@ def evaluate_completion_scene(scene: StereoScene, engines: Sequence[str], patter
     return {"scene": scene.name, "width": scene.camera.width, "height": scene.camera.height, "patterns": out}
 
 
+# ----------------------------------------------------------------------------------------------- monocular
+
+def evaluate_mono_scene(scene: StereoScene, engine: str = "auto", backend: str = "auto", device: str = "auto",
+                        depths: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """The monocular engine on the scene's left image, median-scaled and at its own scale, beside the constant
+    (the truth's median everywhere). Rows: name -> depth metrics, `scale` (the median ratio applied; 1 at the
+    engine's own scale) and `ms`. `depths`, if given, receives the engine's depth (its own scale) for pictures."""
+    from ..pipelines.mono import MonoPipeline, MonoPipelineConfig
+
+    pipe = MonoPipeline(MonoPipelineConfig(engine=engine, backend=backend, device=device, scale_recovery="none"))
+    gt = scene.depth
+    t0 = time.perf_counter()
+    pred, _, _ = pipe.predict(scene.left, scene.camera)
+    ms = (time.perf_counter() - t0) * 1e3
+    name = f"learned:{Path(pipe.name).name}"
+    if depths is not None:
+        depths[name] = pred
+    rows: dict[str, Any] = {}
+    constant = np.full(gt.shape, float(np.nanmedian(gt)), np.float32)
+    for row, depth, median, took in (("constant", constant, True, 0.0), (f"{name} median-scaled", pred, True, ms),
+                                     (f"{name} own scale", pred, False, ms)):
+        scored = evaluate_depth(gt, depth, median_scaling=median, crop="none")
+        if scored is None:
+            raise ValueError(f"scene {scene.name} has no ground truth between the depth caps")
+        metrics, scale = scored
+        rows[row] = {**metrics, "scale": scale, "ms": took}
+    return {"scene": scene.name, "width": scene.camera.width, "height": scene.camera.height, "engine": pipe.name,
+            "metric": pipe.metric, "methods": rows}
+
+
+def format_mono(report: dict[str, Any]) -> str:
+    cols = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3", "scale", "ms")
+    lines = [f"{report['scene']} ({report['width']}x{report['height']}), every pixel with ground truth; constant = the "
+             "truth's median depth everywhere",
+             f"{'method':<44}" + "".join(f"{c:>9}" for c in cols)]
+    for name, row in report["methods"].items():
+        lines.append(f"{name:<44}" + "".join(f"{row[c]:>9.4f}" if c != "ms" else f"{row[c]:>9.1f}" for c in cols))
+    return "\n".join(lines)
+
+
 def format_stereo(report: dict[str, Any]) -> str:
     cols = ("bad1", "bad3", "epe", "density", "abs_rel", "rmse", "a1", "ms")
     lines = [f"{report['scene']} ({report['width']}x{report['height']}), holes count as errors; sweep "
@@ -175,5 +219,6 @@ def format_completion(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["evaluate_completion_scene", "evaluate_stereo_scene", "format_completion", "format_stereo", "load_scene",
+__all__ = ["evaluate_completion_scene", "evaluate_mono_scene", "evaluate_stereo_scene", "format_completion",
+           "format_mono", "format_stereo", "load_scene",
            "random_pattern", "scanner_pattern", "scene_scanner_pattern", "stereo_scores"]
