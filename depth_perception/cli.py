@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, ValueError) as exc:
+    except (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
+            ValueError) as exc:
         if os.environ.get("DEPTH_PERCEPTION_DEBUG"):
             raise
         print(f"{prog}: error: {exc}", file=sys.stderr)

@@ -20,14 +20,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     A half-written output never replaces a good one: on failure the temporary file or folder is removed.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from None
     os.close(fd)
     os.unlink(tmp)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as exc:
+            raise _naming(exc, path) from None
     except BaseException:
         if tmp_path.is_dir():
             import shutil
@@ -36,6 +42,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         elif tmp_path.exists():
             tmp_path.unlink()
         raise
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """The same error about the output the caller named, not the temporary file beside it."""
+    return type(exc)(exc.errno, f"cannot write {path}: {exc.strerror}")
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:

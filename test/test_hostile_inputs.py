@@ -283,3 +283,32 @@ def test_sets_older_than_the_last_published_and_duplicate_stamps_are_dropped_and
     assert node.diagnostic_state()[2]["out_of_order_dropped"] >= before + 8  # two sets of four inputs
     # a clock that jumps back (a bag loop) still gets depth at once
     assert exchange(driver, NS, stereo_messages(scene, t - 30 * 10**9, FRAME)) is not None
+
+
+# -- 9. outputs that cannot be written, benchmarks that cannot run --------------------------------------------------
+
+@pytest.mark.parametrize("where", ["a_file/out.json", "a_folder"])
+def test_an_output_that_cannot_be_written_is_named_as_given_and_leaves_nothing(tmp_path, where):
+    from depth_perception.utils import write_json
+
+    (tmp_path / "a_file").write_text("keep")
+    (tmp_path / "a_folder").mkdir()
+    with pytest.raises(OSError, match=f"cannot write {tmp_path / where}"):
+        write_json(tmp_path / where, {"x": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder"]  # no .partial left behind
+    assert (tmp_path / "a_file").read_text() == "keep"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--seconds", "inf"], "finite"),
+    (["--rate", "nan"], "finite"),
+    (["--kinds", "stereo", "--engine", "mono=engines/mono_default.onnx"], "--kinds does not run"),
+])
+def test_bench_node_refuses_a_run_it_could_not_finish_or_an_engine_it_would_not_use(args, words, capsys):
+    assert main(["bench", "node", *args]) == 2
+    assert words in capsys.readouterr().err
+
+
+def test_completion_on_a_scene_needs_pixels_left_to_score(capsys):
+    assert main(["eval", "completion", "--scene", "motorcycle", "--engine", "classical", "--density", "1"]) == 2
+    assert "(0, 1)" in capsys.readouterr().err

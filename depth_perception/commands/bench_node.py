@@ -3,6 +3,7 @@ figures: eval.bench_node)."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Any
@@ -33,12 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.cloud_decimation < 1:
         raise CliError(f"--cloud-decimation must be >= 1, got {args.cloud_decimation}")
-    if not args.seconds > 0 or not args.rate > 0:
-        raise CliError(f"--seconds and --rate must be > 0, got {args.seconds} and {args.rate}")
+    if not 0 < args.seconds < math.inf or not 0 < args.rate < math.inf:
+        raise CliError(f"--seconds and --rate must be finite and > 0, got {args.seconds} and {args.rate}")
     try:
         engines = engines_by_kind(args.engine)
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    unused = sorted(set(engines) - set(args.kinds))
+    if unused:
+        raise CliError(f"--engine names {', '.join(unused)}, which --kinds does not run ({' '.join(args.kinds)})")
 
     def log(msg: str) -> None:
         if not os.environ.get("DEPTH_PERCEPTION_QUIET"):
@@ -84,4 +88,7 @@ def run(args: argparse.Namespace) -> int:
                                "cloud_decimation": args.cloud_decimation, "outputs": list(outputs),
                                "encoding": args.encoding,
                                "seconds": args.seconds, "target_overhead_ms": TARGET_OVERHEAD_MS, "nodes": results})
+    failed = [kind for kind, r in results.items() if "p50_ms" not in r]
+    if failed:  # the table and the JSON are written first: the other kinds' figures are kept
+        raise CliError(f"no figures for {', '.join(failed)} (the reason is in the table above)", 1)
     return 0

@@ -42,8 +42,8 @@ def run_scene(args: argparse.Namespace) -> int:
     )
     from ..utils import write_json
 
-    if not 0 < args.density <= 1 or args.beams < 2:
-        raise CliError(f"--density must be in (0, 1] and --beams >= 2, got {args.density} and {args.beams}")
+    if not 0 < args.density < 1 or args.beams < 2:  # at 1 nothing is held out to score
+        raise CliError(f"--density must be in (0, 1) and --beams >= 2, got {args.density} and {args.beams}")
     try:
         scene = load_scene(args.scene)
     except (ValueError, FileNotFoundError) as exc:

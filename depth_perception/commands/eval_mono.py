@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--data", nargs="+", help="drive folders or roots of KITTI-layout drives")
     where.add_argument("--scene", help="a real scene with ground truth: 'motorcycle' (Middlebury 2014, shipped by "
                                        "scikit-image) or a Middlebury 2014 scene folder; the engine beside a constant "
-                                       "depth, median-scaled and at its own scale")
+                                       "depth, median-scaled and at its own scale (--split, --scaling, --crop, "
+                                       "--min/max-depth and --camera-height are for --data)")
     parser.add_argument("--image", help="--scene: write a picture here (PNG): the left image, the ground truth and the "
                                         "engine's median-scaled depth with its error map")
     parser.add_argument("--split", help="monodepth2 split file (<date>/<drive> <frame> l|r)")

@@ -164,8 +164,10 @@ def evaluate_mono_scene(scene: StereoScene, engine: str = "auto", backend: str =
     engine's own scale) and `ms`. `depths`, if given, receives the engine's depth (its own scale) for pictures."""
     from ..pipelines.mono import MonoPipeline, MonoPipelineConfig
 
-    pipe = MonoPipeline(MonoPipelineConfig(engine=engine, backend=backend, device=device, scale_recovery="none"))
     gt = scene.depth
+    if not np.isfinite(gt).any():
+        raise ValueError(f"scene {scene.name} has no valid ground-truth disparity")
+    pipe = MonoPipeline(MonoPipelineConfig(engine=engine, backend=backend, device=device, scale_recovery="none"))
     t0 = time.perf_counter()
     pred, _, _ = pipe.predict(scene.left, scene.camera)
     ms = (time.perf_counter() - t0) * 1e3
