@@ -37,3 +37,13 @@ def test_panel_and_birds_eye_pictures_are_png(tmp_path):
     birds_eye_plot(tmp_path / "b.png", {"a": pts}, reference=pts)
     for name in ("p.png", "b.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_picture_is_written_in_the_format_its_name_says(tmp_path):
+    img = np.zeros((20, 60, 3), np.uint8)
+    gt = np.full((20, 60), 10.0, np.float32)
+    depth_panel(tmp_path / "p.jpg", img, gt, {"a": gt})
+    birds_eye_plot(tmp_path / "b.JPEG", {"a": np.array([[0.0, 0.0, 10.0]], np.float32)})
+    assert (tmp_path / "p.jpg").read_bytes()[:3] == (tmp_path / "b.JPEG").read_bytes()[:3] == b"\xff\xd8\xff"
+    depth_panel(tmp_path / "noext", img, gt, {"a": gt})
+    assert (tmp_path / "noext").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

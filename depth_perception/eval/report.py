@@ -31,6 +31,13 @@ def write_ply(path: str | Path, points: np.ndarray, colors: np.ndarray | None = 
     return len(pts)
 
 
+def _picture_format(path: str | Path) -> str:
+    """matplotlib's format for a picture path: its suffix (.png, .jpg, .pdf, .svg), PNG where it has none. The
+    file is written under a temporary name, so matplotlib cannot see the suffix itself."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    return {"jpeg": "jpg", "": "png"}.get(suffix, suffix)
+
+
 def error_map(depth: np.ndarray, gt: np.ndarray, max_rel: float = 0.3) -> np.ndarray:
     """Absolute relative error as rgb8: black where no ground truth, green (0) to red (>= max_rel)."""
     valid = (gt > 0) & np.isfinite(gt) & np.isfinite(depth)
@@ -78,7 +85,7 @@ def depth_panel(
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
+        fig.savefig(tmp, dpi=80, format=_picture_format(path))
     plt.close(fig)
 
 
@@ -115,5 +122,5 @@ def birds_eye_plot(
         ax.legend(loc="upper right", markerscale=10, fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
+        fig.savefig(tmp, dpi=80, format=_picture_format(path))
     plt.close(fig)
