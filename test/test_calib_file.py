@@ -39,6 +39,17 @@ def test_camera_is_rescaled_for_another_image_size(tmp_path):
     c = load_calib_file(write(tmp_path, text))
     half = c.camera_for(620, 188)
     assert half.fx == pytest.approx(350) and half.cx == pytest.approx(309.5)
+    assert c.camera_for(1241, 375).shape == (375, 1241)  # KITTI's drives differ by a pixel or two: still scaled
+
+
+def test_an_image_of_another_aspect_ratio_is_refused_not_stretched(tmp_path):
+    text = "fx: 700\nfy: 700\ncx: 619.5\ncy: 187.5\nbaseline: 0.5\nwidth: 1240\nheight: 376\n"
+    c = load_calib_file(write(tmp_path, text))
+    for size in ((1240, 300), (640, 640)):  # a crop, another camera
+        with pytest.raises(ValueError, match="is for 1240x376 images, the images are .*another aspect ratio"):
+            c.camera_for(*size)
+        with pytest.raises(ValueError, match="another aspect ratio"):
+            c.right_camera_for(*size)
 
 
 def test_full_matrices_with_projection_of_the_right_camera(tmp_path):

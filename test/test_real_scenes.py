@@ -47,6 +47,21 @@ def test_a_middlebury_folder_reads_back_as_the_scene_it_was_written_from(tmp_pat
         read_middlebury_scene(tmp_path)
 
 
+def test_a_middlebury_folder_with_a_foreign_calibration_or_a_colour_disparity_says_which(tmp_path, scene):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for name, img in (("im0.png", scene.left), ("im1.png", scene.right)):
+        cv2.imwrite(str(folder / name), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    write_pfm(folder / "disp0.pfm", np.nan_to_num(scene.disparity, nan=np.inf))
+    (folder / "calib.txt").write_text(scene.kitti_calib_txt())  # a KITTI file under Middlebury's name
+    with pytest.raises(ValueError, match="not a Middlebury calib.txt: it needs cam0"):
+        read_middlebury_scene(folder)
+    (folder / "calib.txt").write_text(scene.calib_txt())
+    write_pfm(folder / "disp0.pfm", np.repeat(scene.disparity[..., None], 3, 2))
+    with pytest.raises(ValueError, match="has 3 channels: a disparity map has one"):
+        read_middlebury_scene(folder)
+
+
 def test_stereo_scores_know_a_perfect_a_shifted_and_a_holey_disparity(scene):
     perfect = stereo_scores(scene, scene.disparity)
     assert perfect["bad1"] == 0 and perfect["epe"] == 0 and perfect["abs_rel"] < 1e-4 and perfect["density"] == 1

@@ -27,6 +27,10 @@ import numpy as np
 from ..geometry.camera import PinholeCamera, baseline_from_projections
 from ..geometry.plane_sweep import rectified_pose
 
+# how far an image's aspect ratio may differ from its calibration's and still be scaled to it: KITTI's drives
+# (1242x375, 1241x376, 1238x374, 1226x370, 1224x370) differ by under 0.5%
+ASPECT_TOLERANCE = 0.02
+
 
 @dataclass(frozen=True)
 class CalibFile:
@@ -40,18 +44,24 @@ class CalibFile:
     source: str = ""
 
     def camera_for(self, width: int, height: int) -> PinholeCamera:
-        """The camera at an image's resolution (scaled when the file was written for another size)."""
-        if (width, height) == (self.camera.width, self.camera.height):
-            return self.camera
-        return self.camera.scaled(width, height)
+        """The camera at an image's resolution (scaled when the file was written for another size of the same
+        aspect ratio; another aspect ratio is a crop or another camera, and is refused)."""
+        return self._scaled(self.camera, width, height)
 
     def right_camera_for(self, width: int, height: int) -> PinholeCamera:
         """The right camera at an image's resolution (the left one where the file gives no right intrinsics)."""
         if self.right_camera is None:
             return self.camera_for(width, height)
-        if (width, height) == (self.right_camera.width, self.right_camera.height):
-            return self.right_camera
-        return self.right_camera.scaled(width, height)
+        return self._scaled(self.right_camera, width, height)
+
+    def _scaled(self, camera: PinholeCamera, width: int, height: int) -> PinholeCamera:
+        if (width, height) == (camera.width, camera.height):
+            return camera
+        sx, sy = width / camera.width, height / camera.height
+        if abs(sx / sy - 1.0) > ASPECT_TOLERANCE:
+            raise ValueError(f"calibration {self.source} is for {camera.width}x{camera.height} images, the images are "
+                             f"{width}x{height}: another aspect ratio (a crop, or another camera) cannot be scaled")
+        return camera.scaled(width, height)
 
     def require_stereo(self) -> np.ndarray:
         """T_right_left, or a ValueError naming the missing keys."""
@@ -217,6 +227,11 @@ def _from_kitti(path: Path, cameras: tuple[int, int], image_size: tuple[int, int
 _MIDDLEBURY_MATRIX = re.compile(r"^\[(.*)\]$")
 
 
+def is_middlebury_calib(text: str) -> bool:
+    """Whether a calibration file's text is in Middlebury's calib.txt form (a `cam0=` line)."""
+    return re.search(r"^\s*cam0\s*=", text, re.MULTILINE) is not None
+
+
 def _from_middlebury(path: Path, text: str) -> CalibFile:
     """Middlebury 2014 `calib.txt`: `cam0=[f 0 cx0; 0 f cy; 0 0 1]`, `cam1=[...]`, `doffs=cx1-cx0`,
     `baseline` in millimetres, `width`, `height` (and ndisp, isint, vmin, vmax, dyavg, dymax, unused here)."""
@@ -280,7 +295,7 @@ def load_calib_file(
     text = _read_text(path)
     if "\x00" in text:
         raise ValueError(f"calibration file {path} is not a text file (it holds NUL bytes)")
-    if re.search(r"^\s*cam0\s*=", text, re.MULTILINE):
+    if is_middlebury_calib(text):
         return _from_middlebury(path, text)
     if path.suffix == ".txt" or "P_rect_0" in text:
         return _from_kitti(path, kitti_cameras, image_size)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..geometry.camera import PinholeCamera
-from .calib_file import load_calib_file
+from .calib_file import is_middlebury_calib, load_calib_file
 
 # The published calibration of Motorcycle (full size 2964x2000: f 3979.911, cx0 1244.772, cy 1019.507,
 # doffs 124.343, baseline 193.001 mm), at the quarter size skimage.data.stereo_motorcycle() ships.
@@ -115,6 +115,12 @@ def read_middlebury_scene(folder: str | Path) -> StereoScene:
             raise ValueError(f"cannot read image {folder / name}")
         images.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
     disp = read_pfm(folder / "disp0.pfm")
+    if disp.ndim != 2:
+        raise ValueError(f"{folder / 'disp0.pfm'} has {disp.shape[2]} channels: a disparity map has one")
+    text = (folder / "calib.txt").read_text(errors="replace")
+    if not is_middlebury_calib(text):
+        raise ValueError(f"{folder / 'calib.txt'} is not a Middlebury calib.txt: it needs cam0=[...], cam1=[...], "
+                         "baseline, width and height lines")
     calib = load_calib_file(folder / "calib.txt")
     h, w = images[0].shape[:2]
     if images[1].shape[:2] != (h, w) or disp.shape != (h, w):
