@@ -210,3 +210,29 @@ def test_eval_mono_on_the_real_scene_puts_the_engine_beside_a_constant_and_draws
     assert scaled["abs_rel"] < 0.42, rows
     assert cv2.imread(str(picture)) is not None
     assert main(["eval", "mono", "--scene", str(tmp_path / "nowhere")]) == 2
+
+
+def test_planes_finer_than_a_pixel_keep_the_scene_instead_of_rejecting_it_as_ambiguous(scene):
+    """512 planes at 160 px wide, 0.06 px apart: neighbouring planes cost nearly the same. Counted as the winner's
+    rivals (uniqueness) and as depth steps (speckles), they left 14% of the pixels (bad-3 0.87); with the checks'
+    pixel floors (uniqueness_px, speckle_range_px) the sweep is about as good as at 64 planes."""
+    import dataclasses
+
+    from depth_perception.pipelines.stereo import StereoPipeline, StereoPipelineConfig
+    from depth_perception.pipelines.stereo_classical import ClassicalStereo
+
+    lo, hi = [float(v) for v in (np.nanmin(scene.depth) * 0.7, np.nanmax(scene.depth) * 1.4)]
+
+    def scores(planes, floors=True):
+        pipe = StereoPipeline(StereoPipelineConfig(engine="classical", planes=planes, min_depth=lo, max_depth=hi,
+                                                   sweep_width=160, edge_snap=False))
+        if not floors:
+            pipe.classical = ClassicalStereo(dataclasses.replace(pipe.classical.config, uniqueness_px=0.0,
+                                                                 speckle_range_px=0.0))
+        result = pipe.process(scene.left, scene.right, scene.camera, scene.baseline, right_camera=scene.right_camera)
+        return stereo_scores(scene, scene.disparity_from_depth(result.depth))
+
+    coarse, fine, unfloored = scores(64), scores(512), scores(512, floors=False)
+    assert fine["density"] > coarse["density"] - 0.03 and fine["bad3"] < coarse["bad3"] + 0.03, (coarse, fine)
+    assert fine["abs_rel"] < 1.1 * coarse["abs_rel"], (coarse, fine)
+    assert unfloored["density"] < 0.5 and unfloored["bad3"] > 0.5, unfloored  # what the floors are there for

@@ -95,6 +95,7 @@ def test_parabola_refinement_finds_the_sub_plane_minimum():
 @pytest.mark.parametrize("kwargs, field", [
     (dict(min_depth=0.0), "min_depth"), (dict(max_depth=0.5), "max_depth"), (dict(planes=2), "planes"),
     (dict(paths=3), "paths"), (dict(p1=1.0, p2=0.5), "p1"), (dict(census_weight=2.0), "census_weight"),
+    (dict(uniqueness_px=-1.0), "uniqueness_px"), (dict(speckle_range_px=-1.0), "speckle_range_px"),
 ])
 def test_bad_config_names_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
@@ -134,9 +135,13 @@ def test_the_compiled_kernels_compute_what_the_numpy_sweep_computes():
         slow = sc.semi_global_aggregate(cost, gray, ClassicalSweepConfig(planes=11, paths=paths, compiled=False))
         np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
     S = sc.semi_global_aggregate(cost, gray, ClassicalSweepConfig(planes=11, compiled=False))
-    (i_fast, c_fast), (i_slow, c_slow) = winner_take_all(S, compiled=True), winner_take_all(S)
-    np.testing.assert_allclose(i_fast, i_slow, atol=1e-5)
-    np.testing.assert_allclose(c_fast, c_slow, atol=1e-5)
+    for exclude in (1, 3):  # the second best outside the winner's +-exclude planes
+        (i_fast, c_fast), (i_slow, c_slow) = winner_take_all(S, True, None, exclude), winner_take_all(S, False, None,
+                                                                                                        exclude)
+        np.testing.assert_allclose(i_fast, i_slow, atol=1e-5)
+        np.testing.assert_allclose(c_fast, c_slow, atol=1e-5)
+    assert (winner_take_all(S, exclude=3)[1] <= c_slow + 1e-6).all()  # wider exclusion: a rival as good or worse
+    assert (winner_take_all(S, exclude=3)[1] >= winner_take_all(S, exclude=1)[1] - 1e-6).all()
     disparities = np.linspace(1.0, 9.0, 11).astype(np.float32)
     np.testing.assert_array_equal(sc.left_right_consistent(S, i_slow, disparities, 1.0, compiled=True),
                                   sc.left_right_consistent(S, i_slow, disparities, 1.0))

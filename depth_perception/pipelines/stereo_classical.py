@@ -46,8 +46,13 @@ class ClassicalSweepConfig:
     lr_tolerance: float = 1.0  # in planes; at least lr_tolerance_px when planes are finer than that
     lr_tolerance_px: float = 3.0  # in pixels of disparity (SGBM's disp12MaxDiff); 0 = planes only
     uniqueness: float = 0.05  # reject when 1 - best / second best is below this (SGBM's uniqueness ratio)
+    # the second best is sought outside the winner's +-1 plane, and at least +-uniqueness_px pixels of disparity
+    # where planes are finer (SGBM: +-1 px): neighbours a fraction of a pixel apart cost nearly the same, and
+    # counted as rivals they made every pixel of a 512-plane sweep "ambiguous"
+    uniqueness_px: float = 1.0
     speckle_size: int = 200  # remove connected blobs of fewer pixels than this (0 = off), as SGBM does
     speckle_range: float = 2.0  # in planes: neighbours closer than this belong to the same blob
+    speckle_range_px: float = 2.0  # ... and at least this many pixels of disparity where planes are finer
     min_confidence: float = 0.0  # depth below this confidence becomes NaN
     compiled: bool = True  # the numba kernels (sweep_kernels) where numba is installed; False: numpy only
     # a rectified view's plane disparities rounded to multiples of 1/2^k px, the coarsest grid (k <= 5) that moves
@@ -74,6 +79,9 @@ class ClassicalSweepConfig:
             raise ValueError(f"need 0 <= p1 <= p2, got p1={self.p1} p2={self.p2}")
         if not 0.0 <= self.uniqueness < 1.0:
             raise ValueError(f"uniqueness must be in [0, 1), got {self.uniqueness}")
+        if self.uniqueness_px < 0 or self.speckle_range_px < 0:
+            raise ValueError(f"need uniqueness_px >= 0 and speckle_range_px >= 0, got {self.uniqueness_px}, "
+                             f"{self.speckle_range_px}")
         if self.lr_tolerance < 0 or self.lr_tolerance_px < 0:
             raise ValueError(f"need lr_tolerance >= 0 and lr_tolerance_px >= 0, got {self.lr_tolerance}, "
                              f"{self.lr_tolerance_px}")
@@ -344,20 +352,21 @@ def semi_global_aggregate(cost: np.ndarray, gray: np.ndarray, config: ClassicalS
     return total
 
 
-def winner_take_all(S: np.ndarray, compiled: bool = False,
-                    positions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def winner_take_all(S: np.ndarray, compiled: bool = False, positions: np.ndarray | None = None,
+                    exclude: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Fractional plane index (H, W) with parabola refinement, and confidence (H, W) in [0, 1].
 
     The parabola runs through the winner's cost and its neighbours' at the planes' `positions` (L; their
     disparities where the planes are not evenly spaced, as on the grid of `shift_grid`; None = evenly);
     its offset is clipped to +-0.5 plane. Confidence is 1 - best / second best, the second best taken outside
-    the winner's +-1 neighbourhood so that a broad but unique minimum still counts as confident.
+    the winner's +-`exclude` planes (>= 1) so that a broad but unique minimum still counts as confident.
     """
     h, w, L = S.shape
     x = np.arange(L, dtype=np.float32) if positions is None else np.asarray(positions, np.float32)
+    exclude = max(1, int(exclude))
     if compiled and sweep_kernels.AVAILABLE:
         index, conf = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
-        sweep_kernels.winner_take_all(S, x, index, conf)
+        sweep_kernels.winner_take_all(S, x, exclude, index, conf)
         return index, conf
     idx = np.argmin(S, axis=2)
     best = np.take_along_axis(S, idx[..., None], 2)[..., 0]
@@ -375,7 +384,7 @@ def winner_take_all(S: np.ndarray, compiled: bool = False,
     interior = (idx >= 1) & (idx <= L - 2)
     sub = idx.astype(np.float32) + np.where(interior, np.clip(offset, -0.5, 0.5), 0.0).astype(np.float32)
     masked = S.copy()
-    for off in (-1, 0, 1):
+    for off in range(-exclude, exclude + 1):
         np.put_along_axis(masked, np.clip(idx + off, 0, L - 1)[..., None], np.inf, 2)
     second = masked.min(2)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -513,17 +522,21 @@ class ClassicalStereo:
         # a single rectified view's planes sit at their disparities on the grid, not evenly spaced
         gridded = baseline is not None and len(views) == 1 and cfg.shift_grid > 0
         disparities = self._disparities(camera, baseline, inv) if baseline is not None else None
-        index, conf = winner_take_all(S, _compiled(cfg), disparities if gridded else None)
+        # the planes' spacing in pixels of disparity, where it has one (a rectified view): the checks' pixel floors
+        step_px = abs(float(disparities[-1] - disparities[0])) / (cfg.planes - 1) if baseline is not None else None
+        exclude = 1 if step_px is None else max(1, round(cfg.uniqueness_px / max(step_px, 1e-6)))
+        index, conf = winner_take_all(S, _compiled(cfg), disparities if gridded else None, exclude)
         winner = np.clip(np.round(index).astype(np.int64), 0, cfg.planes - 1)
         seen = np.take_along_axis(count, winner[..., None], 2)[..., 0] > 0
         keep = seen
-        if cfg.lr_check and baseline is not None:
-            step_px = abs(float(disparities[-1] - disparities[0])) / (cfg.planes - 1)
+        if cfg.lr_check and step_px is not None:
             tolerance = max(cfg.lr_tolerance, cfg.lr_tolerance_px / max(step_px, 1e-6))
             keep &= left_right_consistent(S, index, disparities, tolerance, _compiled(cfg))
         keep &= conf >= max(cfg.uniqueness, cfg.min_confidence)
         if cfg.speckle_size > 0:
-            keep &= ~speckles(index, keep, cfg.speckle_size, cfg.speckle_range)
+            spread = cfg.speckle_range if step_px is None else max(cfg.speckle_range,
+                                                                   cfg.speckle_range_px / max(step_px, 1e-6))
+            keep &= ~speckles(index, keep, cfg.speckle_size, spread)
         conf = np.where(keep, conf, 0.0).astype(np.float32)
         if gridded:  # from the planes' own disparities (up to 1/16 px from the exact planes: a few per cent of
             # depth at the far planes' few pixels of disparity)

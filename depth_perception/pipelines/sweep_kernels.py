@@ -512,10 +512,10 @@ def _vertex_index(k, cm, c0, cp, xm, x0, xp):
 
 
 @_njit(parallel=True)
-def winner_take_all(S, positions, index, confidence):
+def winner_take_all(S, positions, exclude, index, confidence):
     """Per pixel of S (H, W, L): the fractional plane index (parabola through the winner and its neighbours at
     the planes' positions (L), offset clipped to +-0.5, none at the ends) and 1 - best / second best outside the
-    winner's +-1 planes."""
+    winner's +-`exclude` planes (>= 1)."""
     h, w, L = S.shape
     for y in prange(h):
         for x in range(w):
@@ -531,9 +531,9 @@ def winner_take_all(S, positions, index, confidence):
                 sub = _vertex_index(k, s[k - 1], s[k], s[k + 1], positions[k - 1], positions[k], positions[k + 1])
             index[y, x] = sub
             second = np.float32(np.inf)
-            for d in range(0, k - 1):  # outside the winner's +-1 planes, as two branch-free reductions
+            for d in range(0, k - exclude):  # outside the winner's +-exclude planes: two branch-free reductions
                 second = min(second, s[d])
-            for d in range(k + 2, L):
+            for d in range(k + exclude + 1, L):
                 second = min(second, s[d])
             conf = 0.0
             if second > 0:
