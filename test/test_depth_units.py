@@ -56,3 +56,13 @@ def test_the_compiled_conversion_gives_numpys_numbers_for_every_dtype_shape_and_
             np.testing.assert_array_equal(got.reshape(-1), want)
     # where numba is installed (the pip environment) this was the compiled pass, not the twin again
     assert NUMBA == (depth_units._fixed_point_into is not depth_units._fixed_point_numpy)
+
+
+def test_masked_values_are_unknown_and_values_that_are_not_depths_are_refused():
+    import pytest
+
+    masked = np.ma.masked_array([1.0, 2.0, 3.0], mask=[False, True, False])
+    np.testing.assert_array_equal(metres_to_millimetres(masked), [1000, 0, 3000])
+    for bad in (np.array([1 + 2j]), np.array([True]), np.array(["1.5"]), np.array([1], "datetime64[D]")):
+        with pytest.raises(ValueError, match="real numbers in metres"):
+            metres_to_kitti(bad)

@@ -36,7 +36,11 @@ _fixed_point_into = compiled_or(_fixed_point_loops, _fixed_point_numpy)
 
 
 def _fixed_point(depth_m: np.ndarray, scale: float) -> np.ndarray:
+    if np.ma.isMaskedArray(depth_m):  # a masked value is unknown, not the number under the mask
+        depth_m = np.ma.filled(np.ma.asarray(depth_m, np.float64), np.nan)
     d = np.asarray(depth_m)
+    if d.dtype.kind in "bcmMUS":
+        raise ValueError(f"depth must be real numbers in metres, got dtype {d.dtype}")
     if d.dtype not in (np.float32, np.float64):
         d = d.astype(np.float64)
     flat = np.ascontiguousarray(d).reshape(-1)
