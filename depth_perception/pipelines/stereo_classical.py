@@ -524,19 +524,22 @@ class ClassicalStereo:
         disparities = self._disparities(camera, baseline, inv) if baseline is not None else None
         # the planes' spacing in pixels of disparity, where it has one (a rectified view): the checks' pixel floors
         step_px = abs(float(disparities[-1] - disparities[0])) / (cfg.planes - 1) if baseline is not None else None
-        exclude = 1 if step_px is None else max(1, round(cfg.uniqueness_px / max(step_px, 1e-6)))
+
+        def at_least(planes: float, px: float) -> float:
+            """A tolerance in planes, widened to `px` pixels of disparity where the planes are finer than that."""
+            return planes if step_px is None else max(planes, px / max(step_px, 1e-6))
+
+        exclude = max(1, round(at_least(0.0, cfg.uniqueness_px)))
         index, conf = winner_take_all(S, _compiled(cfg), disparities if gridded else None, exclude)
         winner = np.clip(np.round(index).astype(np.int64), 0, cfg.planes - 1)
         seen = np.take_along_axis(count, winner[..., None], 2)[..., 0] > 0
         keep = seen
         if cfg.lr_check and step_px is not None:
-            tolerance = max(cfg.lr_tolerance, cfg.lr_tolerance_px / max(step_px, 1e-6))
-            keep &= left_right_consistent(S, index, disparities, tolerance, _compiled(cfg))
+            keep &= left_right_consistent(S, index, disparities, at_least(cfg.lr_tolerance, cfg.lr_tolerance_px),
+                                          _compiled(cfg))
         keep &= conf >= max(cfg.uniqueness, cfg.min_confidence)
         if cfg.speckle_size > 0:
-            spread = cfg.speckle_range if step_px is None else max(cfg.speckle_range,
-                                                                   cfg.speckle_range_px / max(step_px, 1e-6))
-            keep &= ~speckles(index, keep, cfg.speckle_size, spread)
+            keep &= ~speckles(index, keep, cfg.speckle_size, at_least(cfg.speckle_range, cfg.speckle_range_px))
         conf = np.where(keep, conf, 0.0).astype(np.float32)
         if gridded:  # from the planes' own disparities (up to 1/16 px from the exact planes: a few per cent of
             # depth at the far planes' few pixels of disparity)
