@@ -62,12 +62,18 @@ def test_a_node_busy_in_its_engine_stops_within_a_second_of_a_signal(sig, tmp_pa
                 publish_set(driver, ns, stereo_messages(scene, stamp, "cam"))
                 stamp += 10**8
                 driver.wait_for(topic(ns, "depth"), timeout=1.0)
-            # New frames faster than the sweep runs, so it always has the next one waiting: at the signal the
-            # node is in the middle of a frame (best effort: a lost copy only means the next one is taken)
-            for _ in range(8):
+            # New frames faster than the sweep runs, so it always has the next one waiting. The signal goes just
+            # after a frame's depth arrives: the node has then started the next frame (seconds long at 512 planes),
+            # so it is in the middle of one, whatever a frame takes on this machine (a signal at a fixed time
+            # could land in the last half second of a frame, which the node waits out)
+            done = len(driver.messages(topic(ns, "depth")))
+            deadline = time.monotonic() + 120
+            while len(driver.messages(topic(ns, "depth"))) < done + 2:
+                assert time.monotonic() < deadline and proc.poll() is None, err_of(proc)
                 stamp += 10**8
                 publish_set(driver, ns, stereo_messages(scene, stamp, "cam"))
-                time.sleep(0.3)
+                time.sleep(0.2)
+            time.sleep(0.1)
             assert proc.poll() is None
             t0 = time.monotonic()
             proc.send_signal(sig)
