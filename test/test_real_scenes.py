@@ -112,8 +112,8 @@ def test_the_shipped_completion_engine_holds_its_own_against_ip_basic_on_the_rea
     """The real-data check of the learned completion engine, both sparse patterns, on the whole Motorcycle scene.
 
     The shipped engine (NLSPN light propagating the colour-guided in-fill, no correction head) is measured at
-    0.71x IP-Basic's RMSE on the scanner pattern and 0.81x on the random one (README); the issue's target, 0.7x,
-    is not reached, and this test holds the line that was: below 0.80x and 0.88x. The engine before it scored
+    0.67x IP-Basic's RMSE on the scanner pattern and 0.78x on the random one (README); the issue's target, 0.7x,
+    is met on the scanner pattern only, and this test holds the line: below 0.75x and 0.85x. The engine before it scored
     0.84x and 0.74x, the one with a correction head 1.01x and 0.93x, the one over the IP-Basic prior 1.0x and
     1.34x, the one before the refinement design 2.5x and 7.6x; a squashed input, a lost prior or a unit error
     fails here."""
@@ -126,8 +126,8 @@ def test_the_shipped_completion_engine_holds_its_own_against_ip_basic_on_the_rea
     report = evaluate_completion_scene(scene, ["classical", str(engine)], patterns, device="cpu")
     learned = f"learned:{engine.name}"
     scanner, random = report["patterns"]["scanner"], report["patterns"]["random"]
-    assert scanner[learned]["rmse_mm"] < 0.80 * scanner["ip_basic"]["rmse_mm"], report
-    assert random[learned]["rmse_mm"] < 0.88 * random["ip_basic"]["rmse_mm"], report
+    assert scanner[learned]["rmse_mm"] < 0.75 * scanner["ip_basic"]["rmse_mm"], report
+    assert random[learned]["rmse_mm"] < 0.85 * random["ip_basic"]["rmse_mm"], report
 
 
 def test_the_shipped_stereo_engine_beats_sgbm_and_the_classical_sweep_on_the_real_scene(scene):
