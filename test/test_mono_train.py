@@ -174,3 +174,65 @@ def test_static_frame_removal_leaves_out_samples_whose_camera_barely_moves(drive
                  "--height", "32", "--width", "64", "--steps", "1", "--workers", "0", "--device", "cpu",
                  "--min-motion", "0.6"]) == 2
     assert "6 left out as static by --min-motion" in capsys.readouterr().err
+
+
+def _copy_without(drive: Path, tmp_path: Path, *sensors: str) -> Path:
+    """The drive (with its date folder's calibration) copied with some proj_depth folders left out."""
+    import shutil
+
+    date = tmp_path / drive.parent.name
+    shutil.copytree(drive.parent, date, ignore=shutil.ignore_patterns(*sensors))
+    return date / drive.name
+
+
+def test_supervised_falls_back_to_the_groundtruth_depth_where_a_drive_has_no_lidar(drive, tmp_path):
+    dense = _copy_without(drive, tmp_path, "velodyne_raw", "velodyne_points")
+    gt = MonoDataset([dense], 32, 64, supervised=True, augment=False)[0]["depth_gt"]
+    lidar = MonoDataset([drive], 32, 64, supervised=True, augment=False)[0]["depth_gt"]
+    assert float((gt > 0).float().mean()) > 0.9 > float((lidar > 0).float().mean())
+    both = (gt > 0) & (lidar > 0)  # the same scene: where both have depth it agrees (resampling aside)
+    assert float(((gt[both] - lidar[both]).abs() / lidar[both]).median()) < 0.02
+
+
+def test_supervised_training_on_drives_without_any_depth_is_refused_by_name(drive, tmp_path, capsys):
+    blind = _copy_without(drive, tmp_path, "velodyne_raw", "velodyne_points", "groundtruth")
+    with pytest.raises(ValueError, match=f"{blind.name} has no LiDAR"):
+        MonoDataset([blind], 32, 64, supervised=True)
+    assert len(MonoDataset([blind], 32, 64, stereo=True)) == 6  # self-supervision needs no depth
+    assert main(["train", "mono", "--data", str(blind), "--out", str(tmp_path / "run"), "--mode", "supervised",
+                 "--height", "32", "--width", "64", "--steps", "1", "--workers", "0", "--device", "cpu"]) == 2
+    assert "supervised training needs depth" in capsys.readouterr().err
+
+
+def test_a_warm_start_from_an_engines_weights_takes_the_depth_net_and_leaves_the_pose_net(drive, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from depth_perception.training.mono_train import MonoTrainOptions, build_trainer, deploy_module
+
+    source = build_model("narrow", "mono+stereo", 32, 64, 0.1, 100.0)
+    torch.nn.init.normal_(source.encoder.conv1.weight)  # unlike any fresh initialisation
+    engine = tmp_path / "mono_test.safetensors"
+    save_file({k: v.contiguous() for k, v in deploy_module(source).state_dict().items()}, str(engine))
+    trainer = build_trainer(MonoTrainOptions(data=[str(drive)], out=str(tmp_path / "run"), mode="mono+stereo",
+                                             height=32, width=64, init=str(engine), probe_every=0))
+    state = trainer.model.state_dict()
+    for name, value in load_file(str(engine)).items():
+        assert torch.equal(state[name], value), name
+    fresh = trainer.extra_meta["init_fresh"]
+    assert fresh and all(k.startswith("pose.") for k in fresh)
+
+
+def test_eval_reports_each_drive_and_the_spread_over_drives(drive, tmp_path, capsys):
+    other = write_corridor_drive(tmp_path, frames=5, width=W, height=H, step=0.3, seed=3, drive=2)
+    out = tmp_path / "run"
+    assert main(["train", "mono", "--data", str(drive), "--out", str(out), "--mode", "supervised", "--height", "32",
+                 "--width", "64", "--steps", "1", "--batch-size", "2", "--workers", "0", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    js = tmp_path / "eval.json"
+    assert main(["eval", "mono", "--engine", str(out), "--data", str(drive), str(other), "--max-frames", "2",
+                 "--json", str(js)]) == 0
+    per = json.loads(js.read_text())["per_drive"]
+    assert set(per) == {drive.name, other.name} and all(d["frames"] == 2 for d in per.values())
+    report = json.loads(js.read_text())
+    assert min(d["abs_rel"] for d in per.values()) <= report["abs_rel"] <= max(d["abs_rel"] for d in per.values())
+    assert "per drive (2): AbsRel" in capsys.readouterr().out

@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     recipe.add_argument("--min-motion", type=float, default=0.0,
                         help="leave out samples whose camera moves less than this (m) to a neighbour frame "
                              "[Zhou's split leaves out static frames]")
+    parser.add_argument("--init", help="warm start: a checkpoint folder or .safetensors (an engine's weights, e.g. "
+                                       "engines/mono_default.safetensors) whose tensors of matching name and shape "
+                                       "are copied in; a new run only")
     parser.add_argument("--probe-every", type=int, default=50,
                         help="every N steps, the pose network against the true motion of fixed synthetic frame "
                              "pairs (cosine and scale in the scalar log and the progress bar); 0 = off")

@@ -42,6 +42,16 @@ def lidar_depth(drive: Any, cam: int, i: int) -> np.ndarray | None:
     return None if depth is None else np.nan_to_num(np.asarray(depth, np.float32))
 
 
+def supervision_depth(drive: Any, cam: int, i: int) -> np.ndarray | None:
+    """Depth that supervises `--mode supervised` (0 = none): projected LiDAR, as Eigen et al. trained, else the
+    drive's groundtruth depth (a synthetic drive written with `synth --no-lidar`: dense)."""
+    depth = lidar_depth(drive, cam, i)
+    if depth is None and hasattr(drive, "groundtruth_depth"):
+        depth = drive.groundtruth_depth(cam, i)
+        depth = None if depth is None else np.nan_to_num(np.asarray(depth, np.float32))
+    return depth
+
+
 def eval_depth(drive: Any, cam: int, i: int) -> np.ndarray | None:
     """Ground truth for evaluation at native resolution (0 = none): the drive's groundtruth depth (dense on
     synthetic drives, the annotated maps on KITTI), else projected LiDAR (Eigen's raw-LiDAR protocol)."""
@@ -101,7 +111,7 @@ class MonoDataset(Dataset):
 
     Keys: `color_<f>` (3, H, W) originals for the losses, `aug_<f>` jittered copies for the networks, with f in
     `frame_ids` (0, -1, 1 by default) and "s" for the stereo partner; `K` (3, 3) at (H, W); `T_stereo` (4, 4)
-    = T_partner_target; `depth_gt` (1, H, W) projected LiDAR, 0 = none, when `supervised`.
+    = T_partner_target; `depth_gt` (1, H, W) `supervision_depth` (0 = none), when `supervised`.
     `drives`: drive folders or roots, or readers with KittiRawDrive's interface; `split`: monodepth2 entries.
     """
 
@@ -144,6 +154,14 @@ class MonoDataset(Dataset):
                 self.samples.extend((drive, i, cam) for i in range(-lo, n - hi) for cam in cams)
         if stereo:
             self.samples = [s for s in self.samples if OTHER[s[2]] in s[0].cameras]
+        if supervised:  # a drive with no depth would train on nothing and report a loss of 0
+            firsts = {(id(d), cam): (d, cam) for d, _, cam in self.samples}.values()
+            blind = sorted(str(getattr(d, "path", d)) for d, cam in firsts
+                           if supervision_depth(d, cam, d.num_frames // 2) is None)  # real KITTI: no GT at the ends
+            if blind:
+                raise ValueError(f"supervised training needs depth: {blind[0]} has no LiDAR (velodyne_points "
+                                 f"or proj_depth/velodyne_raw) and no proj_depth/groundtruth"
+                                 + (f" ({len(blind) - 1} more drives likewise)" if len(blind) > 1 else ""))
         self.static_removed = 0
         if min_motion > 0:
             moving = [s for s in self.samples if self._motion(s) >= min_motion]
@@ -179,7 +197,7 @@ class MonoDataset(Dataset):
         K = drive.calib.cam(cam).scaled(W, H).K
         depth = None
         if self.supervised:
-            d = lidar_depth(drive, cam, i)
+            d = supervision_depth(drive, cam, i)
             depth = np.zeros((H, W), np.float32) if d is None else resize_depth(d, W, H)
         g = torch.Generator().manual_seed(int(torch.randint(0, 1 << 62, (1,))))
         flip = self.augment and bool(torch.rand(1, generator=g) < 0.5)

@@ -61,6 +61,7 @@ class MonoTrainOptions(LoopOptions):
     init_depth: float = INIT_DEPTH  # metres where the depth heads start; 0 = monodepth2's sigmoid midpoint
     pose_width: int | None = None  # the pose encoder's base width (default: the depth encoder's; 64 = ResNet-18)
     min_motion: float = 0.0  # static-frame removal: leave out samples whose camera moves less (m) to a neighbour
+    init: str | None = None  # warm start: a checkpoint folder or an engine's .safetensors (matching tensors copied)
 
     def __post_init__(self) -> None:
         if self.bn_init not in ("zero", "standard"):
@@ -164,6 +165,11 @@ def build_trainer(args: MonoTrainOptions) -> Trainer:
     recipe = dict(decoder_padding=args.decoder_padding, zero_init_residual=args.bn_init == "zero",
                   init_depth=args.init_depth or None, pose_width=args.pose_width)
     model = build_model(args.arch, args.mode, args.height, args.width, args.min_depth, args.max_depth, **recipe)
+    fresh: list[str] = []
+    if args.init:
+        from .checkpoint import warm_start
+
+        fresh = warm_start(args.init, model)  # an engine has no pose net: that starts fresh
     split = read_split(args.split) if args.split else None
     dataset = MonoDataset(args.data, args.height, args.width, stereo=args.mode == "mono+stereo",
                           supervised=args.mode == "supervised", augment=args.augment, split=split,
@@ -185,7 +191,7 @@ def build_trainer(args: MonoTrainOptions) -> Trainer:
                             lr_milestones=(int(steps * 0.75),))  # monodepth2: x0.1 for the last quarter
     meta = {"mode": args.mode, "arch": args.arch, "metric": args.mode != "mono",
             "data": [str(d) for d in args.data], "split": args.split, "samples": len(dataset),
-            "command": command_line()}
+            "init": args.init, "init_fresh": fresh, "command": command_line()}
     name = architecture_name(model)
     return Trainer(model, make_loss(args.mode), dataset, cfg, {"name": name, "config": model.config},
                    extra_meta=meta, probe=probe)
