@@ -187,11 +187,13 @@ def test_the_cpu_sized_stereo_engine_beats_sgbm_by_30_percent_on_the_real_scene_
 def test_eval_mono_on_the_real_scene_puts_the_engine_beside_a_constant_and_draws_it(scene, tmp_path, capsys):
     """The monocular engine on Motorcycle, median-scaled and at its own scale, beside the constant depth.
 
-    The shipped engine (trained on street drives, mono+stereo) is BEHIND the constant here: AbsRel 0.359 against
-    0.212 (README); it draws the garage as a street, the motorcycle far and the floor near. This test checks the
-    figures (the constant's against a direct computation, the scale the engine was given) and holds the line the
-    engine is at: below 0.42, where the same depth upside down scores 0.495. (Run at the image's aspect ratio
-    instead of squashed into 640x192, the engine scores 0.340-0.389: the training, not the resizing, is why.)"""
+    The shipped engine (trained on street drives: mono+stereo, then supervised on their ground truth) is BEHIND
+    the constant here: AbsRel 0.432 against 0.212 (README; the mono+stereo engine before it: 0.359); it draws the
+    garage as a street, the motorcycle far and the floor near. This test checks the figures (the constant's
+    against a direct computation, the scale the engine was given) and holds the line the engine is at: below
+    0.47, where the same depth upside down scores 0.574 and the image read as BGR 0.616. (Run at the image's
+    aspect ratio instead of squashed into 640x192, the engine before scored 0.340-0.389: the training, not the
+    resizing, is why.)"""
     from depth_perception.eval.metrics import compute_depth_metrics
 
     out, picture = tmp_path / "mono.json", tmp_path / "mono.png"
@@ -208,7 +210,7 @@ def test_eval_mono_on_the_real_scene_puts_the_engine_beside_a_constant_and_draws
     assert rows["constant"]["abs_rel"] == pytest.approx(want["abs_rel"], rel=1e-6) and rows["constant"]["scale"] == 1
     scaled, own = rows[f"{name} median-scaled"], rows[f"{name} own scale"]
     assert own["scale"] == 1.0 and 0 < scaled["scale"] and scaled["abs_rel"] < own["abs_rel"]
-    assert scaled["abs_rel"] < 0.42, rows
+    assert scaled["abs_rel"] < 0.47, rows
     assert cv2.imread(str(picture)) is not None
     assert main(["eval", "mono", "--scene", str(tmp_path / "nowhere")]) == 2
 
