@@ -236,3 +236,31 @@ def test_eval_reports_each_drive_and_the_spread_over_drives(drive, tmp_path, cap
     report = json.loads(js.read_text())
     assert min(d["abs_rel"] for d in per.values()) <= report["abs_rel"] <= max(d["abs_rel"] for d in per.values())
     assert "per drive (2): AbsRel" in capsys.readouterr().out
+
+
+def test_supervised_training_takes_single_frames_and_the_stills_of_objects_drives(drive, tmp_path, capsys):
+    assert main(["synth", "--scene", "objects", "--seed", "4", "--frames", "2", "--out", str(tmp_path / "objects"),
+                 "--width", "64", "--height", "32"]) == 0
+    objects = next((tmp_path / "objects" / "objects_0004").glob("*/*_sync"))
+    with pytest.raises(ValueError, match="not a video"):  # self-supervision needs a video
+        MonoDataset([objects], 32, 64)
+    stills = MonoDataset([objects], 32, 64, frame_ids=(0,), supervised=True, augment=False)
+    assert len(stills) == 2 * 2  # every frame, both cameras
+    assert len(MonoDataset([drive], 32, 64, frame_ids=(0,), supervised=True)) == 5 * 2  # the ends too
+    lidar = stills[0]["depth_gt"]  # auto: an objects drive's scanner pattern
+    dense = MonoDataset([objects], 32, 64, frame_ids=(0,), supervised=True, augment=False,
+                        supervision="groundtruth")[0]["depth_gt"]
+    assert float((dense > 0).float().mean()) > 0.9 > float((lidar > 0).float().mean()) > 0
+    both = (dense > 0) & (lidar > 0)
+    assert float(((dense[both] - lidar[both]).abs() / dense[both]).median()) < 0.05
+    out = tmp_path / "run"
+    assert main(["train", "mono", "--data", str(drive), str(tmp_path / "objects"), "--out", str(out), "--mode",
+                 "supervised", "--supervision", "groundtruth", "--height", "32", "--width", "64", "--steps", "2",
+                 "--batch-size", "2", "--workers", "0", "--device", "cpu"]) == 0
+    from depth_perception.training.checkpoint import read_meta
+
+    assert read_meta(out)["supervision"] == "groundtruth" and read_meta(out)["samples"] == 5 * 2 + 2 * 2
+    capsys.readouterr()
+    assert main(["train", "mono", "--data", str(tmp_path / "objects"), "--out", str(tmp_path / "run2"),
+                 "--height", "32", "--width", "64", "--steps", "1", "--workers", "0", "--device", "cpu"]) == 2
+    assert "--mode supervised" in capsys.readouterr().err

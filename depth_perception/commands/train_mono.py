@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..models.mono import ARCHITECTURES, INIT_DEPTH
+from ..training.mono_data import SUPERVISION
 from ..training.mono_train import (
     MODES,
     MonoTrainOptions,
@@ -54,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", help="warm start: a checkpoint folder or .safetensors (an engine's weights, e.g. "
                                        "engines/mono_default.safetensors) whose tensors of matching name and shape "
                                        "are copied in; a new run only")
+    parser.add_argument("--supervision", choices=SUPERVISION, default="auto",
+                        help="--mode supervised: the depth it learns from: auto (LiDAR, else the drive's "
+                             "proj_depth/groundtruth), lidar, or groundtruth (dense on synthetic drives, objects "
+                             "drives included: supervised samples need no neighbour frames)")
     parser.add_argument("--probe-every", type=int, default=50,
                         help="every N steps, the pose network against the true motion of fixed synthetic frame "
                              "pairs (cosine and scale in the scalar log and the progress bar); 0 = off")

@@ -42,11 +42,17 @@ def lidar_depth(drive: Any, cam: int, i: int) -> np.ndarray | None:
     return None if depth is None else np.nan_to_num(np.asarray(depth, np.float32))
 
 
-def supervision_depth(drive: Any, cam: int, i: int) -> np.ndarray | None:
-    """Depth that supervises `--mode supervised` (0 = none): projected LiDAR, as Eigen et al. trained, else the
-    drive's groundtruth depth (a synthetic drive written with `synth --no-lidar`: dense)."""
-    depth = lidar_depth(drive, cam, i)
-    if depth is None and hasattr(drive, "groundtruth_depth"):
+SUPERVISION = ("auto", "lidar", "groundtruth")
+
+
+def supervision_depth(drive: Any, cam: int, i: int, source: str = "auto") -> np.ndarray | None:
+    """Depth that supervises `--mode supervised` (0 = none). `source` "auto": projected LiDAR, as Eigen et al.
+    trained, else the drive's groundtruth depth (a synthetic drive written with `synth --no-lidar`: dense);
+    "lidar" or "groundtruth": that one only (a synthetic drive has both, and its groundtruth is dense)."""
+    if source not in SUPERVISION:
+        raise ValueError(f"supervision must be one of {SUPERVISION}, got {source!r}")
+    depth = lidar_depth(drive, cam, i) if source != "groundtruth" else None
+    if depth is None and source != "lidar" and hasattr(drive, "groundtruth_depth"):
         depth = drive.groundtruth_depth(cam, i)
         depth = None if depth is None else np.nan_to_num(np.asarray(depth, np.float32))
     return depth
@@ -113,6 +119,8 @@ class MonoDataset(Dataset):
     `frame_ids` (0, -1, 1 by default) and "s" for the stereo partner; `K` (3, 3) at (H, W); `T_stereo` (4, 4)
     = T_partner_target; `depth_gt` (1, H, W) `supervision_depth` (0 = none), when `supervised`.
     `drives`: drive folders or roots, or readers with KittiRawDrive's interface; `split`: monodepth2 entries.
+    `frame_ids` (0,) takes every frame alone, as supervised training needs no neighbours; only then are the stills
+    of `synth --scene objects` drives accepted. `supervision`: where `depth_gt` comes from (`supervision_depth`).
     """
 
     def __init__(
@@ -127,12 +135,15 @@ class MonoDataset(Dataset):
         split: Sequence[Any] | None = None,
         sides: str = "lr",
         min_motion: float = 0.0,
+        supervision: str = "auto",
     ) -> None:
         self.height, self.width = height, width
         self.frame_ids = tuple(int(f) for f in frame_ids)
         if 0 not in self.frame_ids:
             raise ValueError(f"frame_ids must contain 0 (the target), got {self.frame_ids}")
-        self.stereo, self.supervised, self.augment = stereo, supervised, augment
+        if supervision not in SUPERVISION:
+            raise ValueError(f"supervision must be one of {SUPERVISION}, got {supervision!r}")
+        self.stereo, self.supervised, self.augment, self.supervision = stereo, supervised, augment, supervision
         lo, hi = min(self.frame_ids), max(self.frame_ids)
         self.samples: list[tuple[Any, int, int]] = []
         if split is not None:
@@ -145,9 +156,10 @@ class MonoDataset(Dataset):
             readers = [d for d in drives if not isinstance(d, (str, Path))]
             readers += [open_drive(p) for p in find_drives(paths)] if paths else []
             stills = [str(r.path) for r in readers if is_objects_drive(getattr(r, "path", None))]
-            if stills:
+            if stills and self.frame_ids != (0,):
                 raise ValueError(f"{stills[0]} holds independent scenes (synth --scene objects), not a video: "
-                                 "monocular training needs consecutive frames; leave objects drives out")
+                                 "self-supervised monocular training needs consecutive frames; leave objects "
+                                 "drives out, or train with --mode supervised")
             for drive in readers:
                 cams = [SIDES[s] for s in sides if SIDES[s] in drive.cameras]
                 n = drive.num_frames
@@ -156,14 +168,18 @@ class MonoDataset(Dataset):
             self.samples = [s for s in self.samples if OTHER[s[2]] in s[0].cameras]
         if supervised:  # a drive with no depth would train on nothing and report a loss of 0
             firsts = {(id(d), cam): (d, cam) for d, _, cam in self.samples}.values()
+            # the middle frame: real KITTI has no groundtruth at a drive's ends
             blind = sorted(str(getattr(d, "path", d)) for d, cam in firsts
-                           if supervision_depth(d, cam, d.num_frames // 2) is None)  # real KITTI: no GT at the ends
+                           if supervision_depth(d, cam, d.num_frames // 2, supervision) is None)
             if blind:
-                raise ValueError(f"supervised training needs depth: {blind[0]} has no LiDAR (velodyne_points "
-                                 f"or proj_depth/velodyne_raw) and no proj_depth/groundtruth"
+                wanted = {"auto": "no LiDAR (velodyne_points or proj_depth/velodyne_raw) and no "
+                                  "proj_depth/groundtruth",
+                          "lidar": "no LiDAR (velodyne_points or proj_depth/velodyne_raw)",
+                          "groundtruth": "no proj_depth/groundtruth"}[supervision]
+                raise ValueError(f"supervised training needs depth: {blind[0]} has {wanted}"
                                  + (f" ({len(blind) - 1} more drives likewise)" if len(blind) > 1 else ""))
         self.static_removed = 0
-        if min_motion > 0:
+        if min_motion > 0 and len(self.frame_ids) > 1:  # a sample without neighbours has no motion
             moving = [s for s in self.samples if self._motion(s) >= min_motion]
             self.static_removed = len(self.samples) - len(moving)
             self.samples = moving
@@ -197,7 +213,7 @@ class MonoDataset(Dataset):
         K = drive.calib.cam(cam).scaled(W, H).K
         depth = None
         if self.supervised:
-            d = supervision_depth(drive, cam, i)
+            d = supervision_depth(drive, cam, i, self.supervision)
             depth = np.zeros((H, W), np.float32) if d is None else resize_depth(d, W, H)
         g = torch.Generator().manual_seed(int(torch.randint(0, 1 << 62, (1,))))
         flip = self.augment and bool(torch.rand(1, generator=g) < 0.5)

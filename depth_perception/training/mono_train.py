@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..models.mono import ARCHITECTURES, INIT_DEPTH, EigenNet, MonoDepthNet, disp_to_depth, pose_to_matrix
-from .mono_data import MonoDataset
+from .mono_data import SUPERVISION, MonoDataset
 from .mono_losses import (
     SMOOTHNESS_WEIGHT,
     min_reprojection_loss,
@@ -62,6 +62,7 @@ class MonoTrainOptions(LoopOptions):
     pose_width: int | None = None  # the pose encoder's base width (default: the depth encoder's; 64 = ResNet-18)
     min_motion: float = 0.0  # static-frame removal: leave out samples whose camera moves less (m) to a neighbour
     init: str | None = None  # warm start: a checkpoint folder or an engine's .safetensors (matching tensors copied)
+    supervision: str = "auto"  # --mode supervised: "auto" (LiDAR, else groundtruth), "lidar" or "groundtruth"
 
     def __post_init__(self) -> None:
         if self.bn_init not in ("zero", "standard"):
@@ -71,6 +72,8 @@ class MonoTrainOptions(LoopOptions):
                              f"{self.min_motion}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.supervision not in SUPERVISION:
+            raise ValueError(f"--supervision must be one of {SUPERVISION}, got {self.supervision!r}")
         if self.probe_every < 0 or self.probe_pairs < 1:
             raise ValueError(f"--probe-every must be >= 0 and --probe-pairs >= 1, got {self.probe_every} and "
                              f"{self.probe_pairs}")
@@ -171,12 +174,15 @@ def build_trainer(args: MonoTrainOptions) -> Trainer:
 
         fresh = warm_start(args.init, model)  # an engine has no pose net: that starts fresh
     split = read_split(args.split) if args.split else None
-    dataset = MonoDataset(args.data, args.height, args.width, stereo=args.mode == "mono+stereo",
-                          supervised=args.mode == "supervised", augment=args.augment, split=split,
-                          min_motion=args.min_motion)
+    supervised = args.mode == "supervised"
+    # supervision needs no neighbour frames: every frame is a sample, and stills (objects drives) are welcome
+    dataset = MonoDataset(args.data, args.height, args.width, frame_ids=(0,) if supervised else (0, -1, 1),
+                          stereo=args.mode == "mono+stereo", supervised=supervised, augment=args.augment,
+                          split=split, min_motion=args.min_motion, supervision=args.supervision)
     if len(dataset) == 0:
         static = f" ({dataset.static_removed} left out as static by --min-motion)" if dataset.static_removed else ""
-        raise ValueError(f"no training samples in {args.data}: drives need at least 3 frames{static}")
+        need = "frames with depth" if supervised else "at least 3 frames"
+        raise ValueError(f"no training samples in {args.data}: drives need {need}{static}")
     if dataset.static_removed:
         print(f"train mono: {dataset.static_removed} static samples left out (camera moves < {args.min_motion} m)",
               file=sys.stderr)
@@ -191,6 +197,7 @@ def build_trainer(args: MonoTrainOptions) -> Trainer:
                             lr_milestones=(int(steps * 0.75),))  # monodepth2: x0.1 for the last quarter
     meta = {"mode": args.mode, "arch": args.arch, "metric": args.mode != "mono",
             "data": [str(d) for d in args.data], "split": args.split, "samples": len(dataset),
+            "supervision": args.supervision if supervised else None,
             "init": args.init, "init_fresh": fresh, "command": command_line()}
     name = architecture_name(model)
     return Trainer(model, make_loss(args.mode), dataset, cfg, {"name": name, "config": model.config},
