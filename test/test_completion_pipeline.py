@@ -195,11 +195,39 @@ def test_an_untrained_guided_prior_engine_returns_the_colour_guided_in_fill_at_t
     cam = PinholeCamera(60, 80, 70.0, 70.0, 29.5, 39.5)
     image, _, points = plane_scene(cam, density=0.1)
     ckpt = save_checkpoint_engine(tmp_path / "ckpt", height=32, width=64, prior="guided")
-    pipe = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0))
+    pipe = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0,
+                                                       infill_coverage_px=0.0))  # the engine always runs
     assert pipe.prior == "guided"
     result = pipe.process(image, cam, points)
+    assert "infer" in result.timings_ms and result.info["infill_only"] == 0.0
     sparse = pipe.sparse_from_points(points, cam)
     np.testing.assert_allclose(result.depth, guided_prior(image, sparse), rtol=1e-5)
+
+
+def test_measurements_that_cover_the_image_are_in_filled_without_the_engine_and_a_scanners_rows_are_not(tmp_path):
+    from depth_perception.geometry.infill import covered_within, guided_prior
+
+    cam = PinholeCamera(128, 64, 80.0, 80.0, 63.5, 31.5)
+    image, depth, _ = plane_scene(cam)
+    rng = np.random.default_rng(1)
+    sampled = np.where(rng.random(depth.shape) < 0.08, depth, 0.0).astype(np.float32)  # even, about 2 px apart
+    rows = np.zeros_like(depth)
+    rows[cam.height // 2::3] = depth[cam.height // 2::3]  # a scanner's beams: nothing above the top one
+    assert covered_within(sampled, 4.5) and not covered_within(rows, 4.5) and not covered_within(0 * rows, 4.5)
+    ckpt = save_checkpoint_engine(tmp_path / "ckpt", height=32, width=64, prior="guided")
+    pipe = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0))
+    assert pipe.config.infill_coverage_px == 4.5
+    out = pipe.process_sparse(image, cam, sampled)
+    assert out.info["infill_only"] == 1.0 and "infer" not in out.timings_ms
+    np.testing.assert_allclose(out.depth, np.where(sampled > 0, sampled, guided_prior(image, sampled)), rtol=1e-5)
+    out = pipe.process_sparse(image, cam, rows)
+    assert out.info["infill_only"] == 0.0 and "infer" in out.timings_ms
+    always = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0,
+                                                         infill_coverage_px=0.0))
+    assert always.process_sparse(image, cam, sampled).info["infill_only"] == 0.0
+    ipbasic = save_checkpoint_engine(tmp_path / "ipbasic", height=32, width=64, prior="ipbasic")
+    other = CompletionPipeline(CompletionPipelineConfig(engine=str(ipbasic), device="cpu", max_depth=40.0))
+    assert other.process_sparse(image, cam, sampled).info["infill_only"] == 0.0  # the rule is the guided one's
 
 
 def test_a_camera_of_another_aspect_runs_as_tiles_and_an_untrained_prior_engine_still_returns_its_in_fill(tmp_path):

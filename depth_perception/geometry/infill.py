@@ -99,6 +99,17 @@ def distance_confidence(sparse_depth: np.ndarray, scale_px: float = 8.0) -> np.n
     return np.exp(-dist / scale_px).astype(np.float32)
 
 
+def covered_within(sparse_depth: np.ndarray, radius_px: float, share: float = 0.9) -> bool:
+    """True if at least `share` of the pixels lie within `radius_px` of a measurement (> 0): a pattern that covers
+    the image evenly (a sampled one), unlike a scanner's rows, which leave everything above the top beam bare."""
+    d = np.nan_to_num(np.asarray(sparse_depth, dtype=np.float32), nan=0.0)
+    empty = (d <= EMPTY).astype(np.uint8)
+    if empty.all():
+        return False
+    dist = cv2.distanceTransform(empty, cv2.DIST_L2, 3)
+    return bool(np.mean(dist <= radius_px) >= share)
+
+
 PRIOR_REFERENCE_DEPTH = 10.0  # m: the in-fill prior runs on depth rescaled so that its median reads this
 
 

@@ -29,7 +29,14 @@ from ..engines.resize import (
     restore_map,
 )
 from ..geometry.camera import PinholeCamera
-from ..geometry.infill import COMPLETION_PRIORS, IpBasicConfig, completion_prior, distance_confidence, ipbasic_complete
+from ..geometry.infill import (
+    COMPLETION_PRIORS,
+    IpBasicConfig,
+    completion_prior,
+    covered_within,
+    distance_confidence,
+    ipbasic_complete,
+)
 from ..geometry.projection import points_to_sparse_depth
 from ..geometry.resample import resize_image, resize_sparse_depth
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
@@ -62,6 +69,10 @@ class CompletionPipelineConfig(EngineSettings):
                               "10%)", choices=("auto", "resize", "tiles"))
     propagation_iterations: int = setting(0, "NLSPN propagation steps at run time (0 = as the engine was trained; "
                                           "a classical engine ignores it)", 0, 64)
+    infill_coverage_px: float = setting(4.5, "an engine over the colour-guided in-fill: where 90% of the pixels lie "
+                                        "within this many pixels (at the engine's scale) of a measurement, the "
+                                        "in-fill alone is the output and the engine does not run (0 = always run it)",
+                                        0.0, 64.0)
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -140,8 +151,12 @@ class CompletionPipeline:
         sparse = np.where((sparse >= cfg.min_depth) & (sparse <= cfg.max_depth), sparse, 0.0).astype(np.float32)
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
+        infill_only = self.engine is not None and self._covered(sparse, camera)
         if self.engine is None:
             depth = ipbasic_complete(sparse, self.ipbasic)
+            conf = distance_confidence(sparse)
+        elif infill_only:  # measurements everywhere: the in-fill has nothing left to propagate across
+            depth = completion_prior(self.prior, image, sparse)
             conf = distance_confidence(sparse)
         else:
             depth, conf, timings["infer"] = self._learned(image, sparse, camera)
@@ -152,15 +167,29 @@ class CompletionPipeline:
         bad = ~np.isfinite(depth) | (depth <= 0) | (conf < cfg.confidence_threshold)
         depth = np.where(bad, np.nan, np.clip(depth, cfg.min_depth, cfg.max_depth)).astype(np.float32)
         timings["total"] = (time.perf_counter() - t0) * 1e3
-        return DepthResult(depth, conf, camera, timings, None, {"measurements": float(measured.sum())})
+        return DepthResult(depth, conf, camera, timings, None,
+                           {"measurements": float(measured.sum()), "infill_only": float(infill_only)})
 
-    def _learned(self, image: np.ndarray, sparse: np.ndarray, camera: PinholeCamera) -> tuple[np.ndarray, ...]:
-        """Depth and confidence at the camera's pixels from the engine, resized or tiled (`engine_fit`)."""
+    def _covered(self, sparse: np.ndarray, camera: PinholeCamera) -> bool:
+        """The `infill_coverage_px` rule, on the sparse depth as the engine would see it."""
+        radius = self.config.infill_coverage_px
+        if self.prior != "guided" or radius <= 0:
+            return False
+        scaled = self._tiles(camera).scaled
+        return covered_within(resize_sparse_depth(sparse, scaled.width, scaled.height), radius)
+
+    def _tiles(self, camera: PinholeCamera) -> EngineTiles:
+        """How the camera reaches the engine (`engine_fit`): squashed to its size, or tiled with the aspect kept."""
         h, w = self.engine_height, self.engine_width
         fit = self.config.engine_fit
         if fit == "auto":
             fit = "resize" if keeps_aspect(camera, h, w) else "tiles"
-        tiles = EngineTiles.squashed(camera, h, w) if fit == "resize" else EngineTiles.for_engine(camera, h, w)
+        return EngineTiles.squashed(camera, h, w) if fit == "resize" else EngineTiles.for_engine(camera, h, w)
+
+    def _learned(self, image: np.ndarray, sparse: np.ndarray, camera: PinholeCamera) -> tuple[np.ndarray, ...]:
+        """Depth and confidence at the camera's pixels from the engine, resized or tiled (`engine_fit`)."""
+        h, w = self.engine_height, self.engine_width
+        tiles = self._tiles(camera)
         scaled = tiles.scaled
         small_image = resize_image(image, scaled.width, scaled.height)
         small = resize_sparse_depth(sparse, scaled.width, scaled.height)
