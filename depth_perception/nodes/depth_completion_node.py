@@ -55,8 +55,15 @@ class DepthCompletionNode(DepthNodeBase):
         rgb, camera = self.resize_input(rgb, camera)
         return Frame(copy_header(image.header), camera, rgb, {"points": points_cam})
 
+    infill_only = False  # the last frame's measurements covered the image: the in-fill alone, no engine run
+
+    def extra_diagnostics(self) -> dict[str, Any]:
+        return {"infill_only": self.infill_only}
+
     def infer(self, pipeline: Any, frame: Frame) -> DepthResult:
-        return pipeline.process(frame.rgb, frame.camera, frame.args["points"])
+        result = pipeline.process(frame.rgb, frame.camera, frame.args["points"])
+        self.infill_only = bool(result.info.get("infill_only", 0.0))
+        return result
 
 
 def main(args: Sequence[str] | None = None) -> None:
