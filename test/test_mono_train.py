@@ -233,6 +233,14 @@ def test_eval_reports_each_drive_and_the_spread_over_drives(drive, tmp_path, cap
                  "--json", str(js)]) == 0
     per = json.loads(js.read_text())["per_drive"]
     assert set(per) == {drive.name, other.name} and all(d["frames"] == 2 for d in per.values())
+    import shutil
+
+    twin = tmp_path / "twin" / drive.parent.name
+    shutil.copytree(drive.parent, twin)  # the same drive name under another root is a drive of its own
+    assert main(["eval", "mono", "--engine", str(out), "--data", str(drive), str(twin / drive.name),
+                 "--max-frames", "2", "--json", str(js)]) == 0
+    per = json.loads(js.read_text())["per_drive"]
+    assert len(per) == 2 and all(d["frames"] == 2 for d in per.values())
     report = json.loads(js.read_text())
     assert min(d["abs_rel"] for d in per.values()) <= report["abs_rel"] <= max(d["abs_rel"] for d in per.values())
     assert "per drive (2): AbsRel" in capsys.readouterr().out

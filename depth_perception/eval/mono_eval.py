@@ -66,6 +66,9 @@ def evaluate_engine(
         raise ValueError("no frames to evaluate")
     rows, ratios, ms = [], [], []
     by_drive: dict[str, list[dict[str, float]]] = {}
+    names = {id(d): str(getattr(d, "name", "drive")) for d, _, _ in jobs}
+    if len(set(names.values())) < len(names):  # two roots with a drive of the same name: key by the whole path
+        names = {id(d): str(getattr(d, "path", names[id(d)])) for d, _, _ in jobs}
     scale_failures = 0
     for drive, i, cam in progress(jobs, desc="eval mono"):
         gt = eval_depth(drive, cam, i)
@@ -94,7 +97,7 @@ def evaluate_engine(
             continue
         metrics, ratio = scored
         rows.append(metrics)
-        by_drive.setdefault(str(getattr(drive, "name", "drive")), []).append(metrics)
+        by_drive.setdefault(names[id(drive)], []).append(metrics)
         ratios.append(ratio)
     if not rows:
         raise ValueError("no evaluated frame had ground truth inside the depth cap and crop")
