@@ -195,16 +195,15 @@ def test_an_untrained_guided_prior_engine_returns_the_colour_guided_in_fill_at_t
     cam = PinholeCamera(60, 80, 70.0, 70.0, 29.5, 39.5)
     image, _, points = plane_scene(cam, density=0.1)
     ckpt = save_checkpoint_engine(tmp_path / "ckpt", height=32, width=64, prior="guided")
-    pipe = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0,
-                                                       infill_coverage_px=0.0))  # the engine always runs
-    assert pipe.prior == "guided"
+    pipe = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0))
+    assert pipe.prior == "guided" and pipe.config.infill_coverage_px == 0.0  # off: the engine always runs
     result = pipe.process(image, cam, points)
     assert "infer" in result.timings_ms and result.info["infill_only"] == 0.0
     sparse = pipe.sparse_from_points(points, cam)
     np.testing.assert_allclose(result.depth, guided_prior(image, sparse), rtol=1e-5)
 
 
-def test_measurements_that_cover_the_image_are_in_filled_without_the_engine_and_a_scanners_rows_are_not(tmp_path):
+def test_with_infill_coverage_measurements_that_cover_the_image_are_in_filled_without_the_engine(tmp_path):
     from depth_perception.geometry.infill import covered_within, guided_prior
 
     cam = PinholeCamera(128, 64, 80.0, 80.0, 63.5, 31.5)
@@ -215,18 +214,18 @@ def test_measurements_that_cover_the_image_are_in_filled_without_the_engine_and_
     rows[cam.height // 2::3] = depth[cam.height // 2::3]  # a scanner's beams: nothing above the top one
     assert covered_within(sampled, 4.5) and not covered_within(rows, 4.5) and not covered_within(0 * rows, 4.5)
     ckpt = save_checkpoint_engine(tmp_path / "ckpt", height=32, width=64, prior="guided")
-    pipe = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0))
-    assert pipe.config.infill_coverage_px == 4.5
+    pipe = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0,
+                                                       infill_coverage_px=4.5))
     out = pipe.process_sparse(image, cam, sampled)
     assert out.info["infill_only"] == 1.0 and "infer" not in out.timings_ms
     np.testing.assert_allclose(out.depth, np.where(sampled > 0, sampled, guided_prior(image, sampled)), rtol=1e-5)
     out = pipe.process_sparse(image, cam, rows)
     assert out.info["infill_only"] == 0.0 and "infer" in out.timings_ms
-    always = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0,
-                                                         infill_coverage_px=0.0))
-    assert always.process_sparse(image, cam, sampled).info["infill_only"] == 0.0
+    always = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0))
+    assert always.process_sparse(image, cam, sampled).info["infill_only"] == 0.0  # the default: off
     ipbasic = save_checkpoint_engine(tmp_path / "ipbasic", height=32, width=64, prior="ipbasic")
-    other = CompletionPipeline(CompletionPipelineConfig(engine=str(ipbasic), device="cpu", max_depth=40.0))
+    other = CompletionPipeline(CompletionPipelineConfig(engine=str(ipbasic), device="cpu", max_depth=40.0,
+                                                        infill_coverage_px=4.5))
     assert other.process_sparse(image, cam, sampled).info["infill_only"] == 0.0  # the rule is the guided one's
 
 

@@ -69,9 +69,12 @@ class CompletionPipelineConfig(EngineSettings):
                               "10%)", choices=("auto", "resize", "tiles"))
     propagation_iterations: int = setting(0, "NLSPN propagation steps at run time (0 = as the engine was trained; "
                                           "a classical engine ignores it)", 0, 64)
-    infill_coverage_px: float = setting(4.5, "an engine over the colour-guided in-fill: where 90% of the pixels lie "
+    # off by default: a LiDAR cloud cropped to its field of view covers the image as evenly as a sampled pattern, and
+    # on those rows the engine is far better than the in-fill (docs/engines/completion.md)
+    infill_coverage_px: float = setting(0.0, "an engine over the colour-guided in-fill: where 90% of the pixels lie "
                                         "within this many pixels (at the engine's scale) of a measurement, the "
-                                        "in-fill alone is the output and the engine does not run (0 = always run it)",
+                                        "in-fill alone is the output and the engine does not run; for dense, "
+                                        "evenly sampled depth, not LiDAR rows (0 = always run the engine)",
                                         0.0, 64.0)
 
     def __post_init__(self) -> None:
