@@ -272,3 +272,6 @@ def test_supervised_training_takes_single_frames_and_the_stills_of_objects_drive
     assert main(["train", "mono", "--data", str(tmp_path / "objects"), "--out", str(tmp_path / "run2"),
                  "--height", "32", "--width", "64", "--steps", "1", "--workers", "0", "--device", "cpu"]) == 2
     assert "--mode supervised" in capsys.readouterr().err
+    assert main(["train", "mono", "--data", str(drive), "--out", str(tmp_path / "run3"), "--supervision", "lidar",
+                 "--steps", "1", "--workers", "0", "--device", "cpu"]) == 2
+    assert "--supervision lidar needs --mode supervised" in capsys.readouterr().err

@@ -74,6 +74,9 @@ class MonoTrainOptions(LoopOptions):
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.supervision not in SUPERVISION:
             raise ValueError(f"--supervision must be one of {SUPERVISION}, got {self.supervision!r}")
+        if self.supervision != "auto" and self.mode != "supervised":
+            raise ValueError(f"--supervision {self.supervision} needs --mode supervised (--mode {self.mode} learns "
+                             "from the images alone)")
         if self.probe_every < 0 or self.probe_pairs < 1:
             raise ValueError(f"--probe-every must be >= 0 and --probe-pairs >= 1, got {self.probe_every} and "
                              f"{self.probe_pairs}")
