@@ -100,8 +100,8 @@ def distance_confidence(sparse_depth: np.ndarray, scale_px: float = 8.0) -> np.n
 
 
 def covered_within(sparse_depth: np.ndarray, radius_px: float, share: float = 0.9) -> bool:
-    """True if at least `share` of the pixels lie within `radius_px` of a measurement (> 0): a pattern that covers
-    the image evenly (a sampled one), unlike a scanner's rows, which leave everything above the top beam bare."""
+    """True if at least `share` of the pixels lie within `radius_px` of a measurement (> 0). A whole frame of a
+    scanner's rows is not (everything above its top beam is bare); the same rows cropped to below it can be."""
     d = np.nan_to_num(np.asarray(sparse_depth, dtype=np.float32), nan=0.0)
     empty = (d <= EMPTY).astype(np.uint8)
     if empty.all():
