@@ -91,23 +91,22 @@ def ipbasic_complete(sparse_depth: np.ndarray, config: IpBasicConfig | None = No
 
 def distance_confidence(sparse_depth: np.ndarray, scale_px: float = 8.0) -> np.ndarray:
     """Confidence of an in-filled pixel: exp(-distance to the nearest measurement / scale), 1 on measurements."""
+    dist = measurement_distance(sparse_depth)
+    return np.zeros(np.shape(sparse_depth), np.float32) if dist is None else np.exp(-dist / scale_px).astype(np.float32)
+
+
+def measurement_distance(sparse_depth: np.ndarray) -> np.ndarray | None:
+    """Each pixel's distance (px) to the nearest measurement (> 0); None where there is none at all."""
     d = np.nan_to_num(np.asarray(sparse_depth, dtype=np.float32), nan=0.0)
     empty = (d <= EMPTY).astype(np.uint8)
-    if empty.all():
-        return np.zeros(d.shape, np.float32)
-    dist = cv2.distanceTransform(empty, cv2.DIST_L2, 3)
-    return np.exp(-dist / scale_px).astype(np.float32)
+    return None if empty.all() else cv2.distanceTransform(empty, cv2.DIST_L2, 3)
 
 
 def covered_within(sparse_depth: np.ndarray, radius_px: float, share: float = 0.9) -> bool:
     """True if at least `share` of the pixels lie within `radius_px` of a measurement (> 0). A whole frame of a
     scanner's rows is not (everything above its top beam is bare); the same rows cropped to below it can be."""
-    d = np.nan_to_num(np.asarray(sparse_depth, dtype=np.float32), nan=0.0)
-    empty = (d <= EMPTY).astype(np.uint8)
-    if empty.all():
-        return False
-    dist = cv2.distanceTransform(empty, cv2.DIST_L2, 3)
-    return bool(np.mean(dist <= radius_px) >= share)
+    dist = measurement_distance(sparse_depth)
+    return dist is not None and bool(np.mean(dist <= radius_px) >= share)
 
 
 PRIOR_REFERENCE_DEPTH = 10.0  # m: the in-fill prior runs on depth rescaled so that its median reads this

@@ -154,15 +154,15 @@ class CompletionPipeline:
         sparse = np.where((sparse >= cfg.min_depth) & (sparse <= cfg.max_depth), sparse, 0.0).astype(np.float32)
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        infill_only = self.engine is not None and self._covered(sparse, camera)
+        infill_only = False
         if self.engine is None:
             depth = ipbasic_complete(sparse, self.ipbasic)
             conf = distance_confidence(sparse)
-        elif infill_only:  # measurements everywhere: the in-fill has nothing left to propagate across
-            depth = completion_prior(self.prior, image, sparse)
-            conf = distance_confidence(sparse)
         else:
-            depth, conf, timings["infer"] = self._learned(image, sparse, camera)
+            depth, conf, infer_ms = self._learned(image, sparse, camera)
+            infill_only = infer_ms is None
+            if infer_ms is not None:
+                timings["infer"] = infer_ms
         measured = sparse > 0
         if cfg.preserve_measurements:
             depth = np.where(measured, sparse, depth)
@@ -173,14 +173,6 @@ class CompletionPipeline:
         return DepthResult(depth, conf, camera, timings, None,
                            {"measurements": float(measured.sum()), "infill_only": float(infill_only)})
 
-    def _covered(self, sparse: np.ndarray, camera: PinholeCamera) -> bool:
-        """The `infill_coverage_px` rule, on the sparse depth as the engine would see it."""
-        radius = self.config.infill_coverage_px
-        if self.prior != "guided" or radius <= 0:
-            return False
-        scaled = self._tiles(camera).scaled
-        return covered_within(resize_sparse_depth(sparse, scaled.width, scaled.height), radius)
-
     def _tiles(self, camera: PinholeCamera) -> EngineTiles:
         """How the camera reaches the engine (`engine_fit`): squashed to its size, or tiled with the aspect kept."""
         h, w = self.engine_height, self.engine_width
@@ -189,13 +181,18 @@ class CompletionPipeline:
             fit = "resize" if keeps_aspect(camera, h, w) else "tiles"
         return EngineTiles.squashed(camera, h, w) if fit == "resize" else EngineTiles.for_engine(camera, h, w)
 
-    def _learned(self, image: np.ndarray, sparse: np.ndarray, camera: PinholeCamera) -> tuple[np.ndarray, ...]:
-        """Depth and confidence at the camera's pixels from the engine, resized or tiled (`engine_fit`)."""
+    def _learned(self, image: np.ndarray, sparse: np.ndarray, camera: PinholeCamera) -> tuple[Any, ...]:
+        """Depth, confidence at the camera's pixels and ms in the engine, resized or tiled (`engine_fit`). With
+        `infill_coverage_px`, measurements that cover the engine-sized image leave the in-fill nothing to propagate
+        across: it is returned alone, and the ms are None."""
         h, w = self.engine_height, self.engine_width
         tiles = self._tiles(camera)
         scaled = tiles.scaled
-        small_image = resize_image(image, scaled.width, scaled.height)
         small = resize_sparse_depth(sparse, scaled.width, scaled.height)
+        radius = self.config.infill_coverage_px
+        if self.prior == "guided" and radius > 0 and covered_within(small, radius):
+            return completion_prior(self.prior, image, sparse), distance_confidence(sparse), None
+        small_image = resize_image(image, scaled.width, scaled.height)
         prior_small = completion_prior(self.prior, small_image, small) if self.prior != "none" else None
         depths, confs = [], []
         t0 = time.perf_counter()

@@ -141,8 +141,6 @@ class MonoDataset(Dataset):
         self.frame_ids = tuple(int(f) for f in frame_ids)
         if 0 not in self.frame_ids:
             raise ValueError(f"frame_ids must contain 0 (the target), got {self.frame_ids}")
-        if supervision not in SUPERVISION:
-            raise ValueError(f"supervision must be one of {SUPERVISION}, got {supervision!r}")
         self.stereo, self.supervised, self.augment, self.supervision = stereo, supervised, augment, supervision
         lo, hi = min(self.frame_ids), max(self.frame_ids)
         self.samples: list[tuple[Any, int, int]] = []
