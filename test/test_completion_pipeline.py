@@ -123,6 +123,9 @@ def test_infer_completion_from_a_sparse_png_and_from_a_velodyne_scan(tmp_path, c
                  "--out", str(out_png), "--engine", "classical"]) == 0
     mm = cv2.imread(str(out_png), cv2.IMREAD_ANYDEPTH)
     assert mm.dtype == np.uint16 and np.abs(mm / 1000.0 - depth).mean() < 0.3
+    assert main(["infer", "completion", "--image", str(img), "--sparse", str(sparse), "--calib", str(calib),
+                 "--registered", "--out", str(tmp_path / "registered.png"), "--engine", "classical"]) == 0
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "registered.png"), cv2.IMREAD_ANYDEPTH), mm)
     assert (tmp_path / "dense_confidence.png").exists() and (tmp_path / "dense_color.png").exists()
     out_npy = tmp_path / "dense.npy"
     assert main(["infer", "completion", "--image", str(img), "--points", str(velo), "--calib", str(calib),
@@ -138,6 +141,9 @@ def test_infer_completion_without_lidar_extrinsics_is_a_one_line_error(tmp_path,
     assert main(["infer", "completion", "--image", str(img), "--points", str(velo), "--calib", str(calib),
                  "--out", str(tmp_path / "d.npy"), "--engine", "classical"]) == 2
     assert "T_cam_velo" in capsys.readouterr().err
+    assert main(["infer", "completion", "--image", str(img), "--points", str(velo), "--calib", str(calib),
+                 "--registered", "--out", str(tmp_path / "d.npy"), "--engine", "classical"]) == 2
+    assert "--registered describes a --sparse depth image" in capsys.readouterr().err
 
 
 def test_an_exported_engine_gives_the_checkpoints_depth_through_the_pipeline(tmp_path):
@@ -196,14 +202,14 @@ def test_an_untrained_guided_prior_engine_returns_the_colour_guided_in_fill_at_t
     image, _, points = plane_scene(cam, density=0.1)
     ckpt = save_checkpoint_engine(tmp_path / "ckpt", height=32, width=64, prior="guided")
     pipe = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0))
-    assert pipe.prior == "guided" and pipe.config.infill_coverage_px == 0.0  # off: the engine always runs
-    result = pipe.process(image, cam, points)
+    assert pipe.prior == "guided" and pipe.config.infill_coverage_px == 4.5
+    result = pipe.process(image, cam, points)  # the sensor is not known: the engine runs
     assert "infer" in result.timings_ms and result.info["infill_only"] == 0.0
     sparse = pipe.sparse_from_points(points, cam)
     np.testing.assert_allclose(result.depth, guided_prior(image, sparse), rtol=1e-5)
 
 
-def test_with_infill_coverage_measurements_that_cover_the_image_are_in_filled_without_the_engine(tmp_path):
+def test_registered_measurements_that_cover_the_image_are_in_filled_without_the_engine_and_offset_ones_never(tmp_path):
     from depth_perception.geometry.infill import covered_within, guided_prior
 
     cam = PinholeCamera(128, 64, 80.0, 80.0, 63.5, 31.5)
@@ -214,19 +220,31 @@ def test_with_infill_coverage_measurements_that_cover_the_image_are_in_filled_wi
     rows[cam.height // 2::3] = depth[cam.height // 2::3]  # a scanner's beams: nothing above the top one
     assert covered_within(sampled, 4.5) and not covered_within(rows, 4.5) and not covered_within(0 * rows, 4.5)
     ckpt = save_checkpoint_engine(tmp_path / "ckpt", height=32, width=64, prior="guided")
-    pipe = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0,
-                                                       infill_coverage_px=4.5))
-    out = pipe.process_sparse(image, cam, sampled)
+    pipe = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0))
+    assert pipe.config.infill_coverage_px == 4.5  # the default
+    out = pipe.process_sparse(image, cam, sampled, sensor_offset_m=0.0)
     assert out.info["infill_only"] == 1.0 and "infer" not in out.timings_ms
     np.testing.assert_allclose(out.depth, np.where(sampled > 0, sampled, guided_prior(image, sampled)), rtol=1e-5)
-    out = pipe.process_sparse(image, cam, rows)
+    assert pipe.process_sparse(image, cam, sampled, sensor_offset_m=0.015).info["infill_only"] == 1.0
+    out = pipe.process_sparse(image, cam, rows, sensor_offset_m=0.0)
     assert out.info["infill_only"] == 0.0 and "infer" in out.timings_ms
-    always = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0))
-    assert always.process_sparse(image, cam, sampled).info["infill_only"] == 0.0  # the default: off
+    # a LiDAR beside the camera sees points behind the camera's foreground edges; one not known may be such a LiDAR
+    for offset in (0.3, None):
+        out = pipe.process_sparse(image, cam, sampled, sensor_offset_m=offset)
+        assert out.info["infill_only"] == 0.0 and "infer" in out.timings_ms
+    points = np.stack(np.meshgrid(np.arange(cam.width), np.arange(cam.height)), -1)[sampled > 0]
+    z = sampled[sampled > 0]
+    cloud = np.column_stack([(points[:, 0] - cam.cx) * z / cam.fx, (points[:, 1] - cam.cy) * z / cam.fy, z])
+    assert pipe.process(image, cam, cloud, 0.0).info["infill_only"] == 1.0
+    assert pipe.process(image, cam, cloud).info["infill_only"] == 0.0
+    with pytest.raises(ValueError, match="sensor_offset_m"):
+        pipe.process_sparse(image, cam, sampled, sensor_offset_m=-1.0)
+    off = CompletionPipeline(CompletionPipelineConfig(engine=str(ckpt), device="cpu", max_depth=40.0,
+                                                      infill_coverage_px=0.0))
+    assert off.process_sparse(image, cam, sampled, sensor_offset_m=0.0).info["infill_only"] == 0.0
     ipbasic = save_checkpoint_engine(tmp_path / "ipbasic", height=32, width=64, prior="ipbasic")
-    other = CompletionPipeline(CompletionPipelineConfig(engine=str(ipbasic), device="cpu", max_depth=40.0,
-                                                        infill_coverage_px=4.5))
-    assert other.process_sparse(image, cam, sampled).info["infill_only"] == 0.0  # the rule is the guided one's
+    other = CompletionPipeline(CompletionPipelineConfig(engine=str(ipbasic), device="cpu", max_depth=40.0))
+    assert other.process_sparse(image, cam, sampled, 0.0).info["infill_only"] == 0.0  # the rule is the guided one's
 
 
 def test_a_camera_of_another_aspect_runs_as_tiles_and_an_untrained_prior_engine_still_returns_its_in_fill(tmp_path):

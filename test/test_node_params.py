@@ -42,7 +42,7 @@ NEW_VALUES = {
     "target_frame": FRAME, "qos_reliability": "reliable", "qos_depth": 3, "sync_slop": 0.02,
     "diagnostics_period": 0.5, "planes": 32, "multiview_frames": 1, "odom_frame": "world",
     "propagation_iterations": 4, "engine_fit": "tiles", "scale_recovery": "camera_height", "camera_height": 1.2,
-    "sweep_width": 320, "edge_snap": False, "infill_coverage_px": 4.5,
+    "sweep_width": 320, "edge_snap": False, "infill_coverage_px": 6.0,
 }
 START = {"engine": "classical", "min_depth": 2.0, "max_depth": 40.0, "planes": 48}
 

@@ -69,7 +69,10 @@ def test_lidar_on_a_plane_at_10m_completes_to_dense_depth_10m(rig):
     assert np.isfinite(depth).mean() > 0.95  # dense
     np.testing.assert_allclose(np.nanmedian(depth), 10.0, atol=0.05)
     assert np.nanmax(np.abs(depth - 10.0)) < 0.5
-    assert node.extra_diagnostics() == {"infill_only": False}  # IP-Basic: no engine to skip
+    diag = node.extra_diagnostics()  # IP-Basic: no engine to skip; the LiDAR sits beside the camera (from TF)
+    offset = np.linalg.norm(T_CAM_LIDAR[:3, 3])
+    assert diag == {"infill_only": False, "sensor_offset_m": pytest.approx(offset, abs=1e-3)}
+    assert diag["sensor_offset_m"] > 0.2
     cloud = out["depth/points"]
     assert (cloud.height, cloud.width) == CAMERA.shape and cloud.header.frame_id == FRAME
 

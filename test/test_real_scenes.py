@@ -112,12 +112,15 @@ def test_the_shipped_completion_engine_holds_its_own_against_ip_basic_on_the_rea
     """The real-data check of the learned completion engine, both sparse patterns, on the whole Motorcycle scene.
 
     The shipped engine (NLSPN light propagating the colour-guided in-fill, no correction head) is measured at
-    0.67x IP-Basic's RMSE on the scanner pattern and 0.78x on the random one (README); the issue's target, 0.7x,
-    is met on the scanner pattern only, and this test holds the line: below 0.75x and 0.85x. The engine before it scored
+    0.67x IP-Basic's RMSE on the scanner pattern and 0.78x on the random one (README); through the pipeline's
+    defaults the random pattern, drawn from the camera's own ground truth and covering the image, goes to the
+    guided in-fill (0.68x). The issue's target is 0.7x; this test holds the line: the scanner below 0.75x, the
+    random pattern below 0.75x at the defaults and the engine itself below 0.85x on it. The engine before it scored
     0.84x and 0.74x, the one with a correction head 1.01x and 0.93x, the one over the IP-Basic prior 1.0x and
     1.34x, the one before the refinement design 2.5x and 7.6x; a squashed input, a lost prior or a unit error
     fails here."""
-    from depth_perception.pipelines.completion import default_engine_path
+    from depth_perception.eval.completion_metrics import completion_metrics
+    from depth_perception.pipelines.completion import CompletionPipeline, CompletionPipelineConfig, default_engine_path
 
     engine = default_engine_path()
     assert engine is not None, "the shipped completion engine is missing"
@@ -127,7 +130,14 @@ def test_the_shipped_completion_engine_holds_its_own_against_ip_basic_on_the_rea
     learned = f"learned:{engine.name}"
     scanner, random = report["patterns"]["scanner"], report["patterns"]["random"]
     assert scanner[learned]["rmse_mm"] < 0.75 * scanner["ip_basic"]["rmse_mm"], report
-    assert random[learned]["rmse_mm"] < 0.85 * random["ip_basic"]["rmse_mm"], report
+    assert random[learned]["rmse_mm"] < 0.75 * random["ip_basic"]["rmse_mm"], report
+    engine_alone = CompletionPipeline(CompletionPipelineConfig(engine=str(engine), device="cpu", infill_coverage_px=0,
+                                                               min_depth=0.1, max_depth=float(np.nanmax(scene.depth))))
+    result = engine_alone.process_sparse(scene.left, scene.camera, patterns["random"], sensor_offset_m=0.0)
+    assert result.info["infill_only"] == 0.0
+    scored = np.isfinite(scene.depth) & (patterns["random"] <= 0)
+    rmse_mm = completion_metrics(np.nan_to_num(result.depth, nan=0.0)[scored], scene.depth[scored])["rmse_mm"]
+    assert rmse_mm < 0.85 * random["ip_basic"]["rmse_mm"], (rmse_mm, report)
 
 
 def test_the_shipped_stereo_engine_beats_sgbm_and_the_classical_sweep_on_the_real_scene(scene):

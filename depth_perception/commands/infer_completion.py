@@ -21,6 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", required=True, help="RGB image")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--sparse", help="sparse depth PNG (uint16, metres x 256, 0 = none)")
+    parser.add_argument("--registered", action="store_true",
+                        help="--sparse was measured from the camera's own viewpoint (a registered depth image), not "
+                             "projected from an offset LiDAR: where it covers the image the colour-guided in-fill "
+                             "is the output")
     src.add_argument("--points", help="LiDAR scan: KITTI velodyne .bin (float32 x, y, z, r) or .npy (N, 3+)")
     parser.add_argument("--calib", required=True,
                         help="calibration: YAML (fx, fy, cx, cy [, T_cam_velo]) or KITTI calib_cam_to_cam.txt")
@@ -88,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".npy", ".png"):
         raise CliError(f"--out must end in .npy or .png, got {out.name}")
+    if args.registered and not args.sparse:
+        raise CliError("--registered describes a --sparse depth image; --points are placed by the calibration's "
+                       "T_cam_velo")
     image = read_rgb(args.image)
     h, w = image.shape[:2]
     try:
@@ -109,13 +116,15 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from exc
         if sparse.shape != (h, w):
             raise CliError(f"sparse depth {sparse.shape[1]}x{sparse.shape[0]} does not match the image {w}x{h}")
-        result = pipeline.process_sparse(image, camera, sparse)
+        result = pipeline.process_sparse(image, camera, sparse, 0.0 if args.registered else None)
     else:
         if calib.T_cam_velo is None:
             raise CliError(f"calibration {args.calib} has no LiDAR extrinsics: add 'T_cam_velo' (4x4, LiDAR -> "
                            "camera), or put calib_velo_to_cam.txt beside a KITTI calib_cam_to_cam.txt")
         pts = read_points(args.points)
-        result = pipeline.process(image, camera, transform_points(np.asarray(calib.T_cam_velo, np.float64), pts))
+        T_cam_velo = np.asarray(calib.T_cam_velo, np.float64)
+        result = pipeline.process(image, camera, transform_points(T_cam_velo, pts),
+                                  sensor_offset_m=float(np.linalg.norm(T_cam_velo[:3, 3])))
     if result.info["measurements"] == 0:
         source = args.sparse or args.points
         warn(f"no depth measurement from {source} falls inside the image: the output is "

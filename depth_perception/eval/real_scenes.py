@@ -147,7 +147,8 @@ def evaluate_completion_scene(scene: StereoScene, engines: Sequence[str], patter
                                "ms": (time.perf_counter() - t0) * 1e3}
         for name, pipe in pipes.items():
             t0 = time.perf_counter()
-            result = pipe.process_sparse(scene.left, scene.camera, sparse)
+            # drawn from the camera's own ground truth: measured from its viewpoint
+            result = pipe.process_sparse(scene.left, scene.camera, sparse, sensor_offset_m=0.0)
             ms = (time.perf_counter() - t0) * 1e3
             pred = np.nan_to_num(result.depth, nan=hi)
             rows[name] = {**completion_metrics(pred[held_out], scene.depth[held_out]), "ms": ms}

@@ -53,15 +53,22 @@ class DepthCompletionNode(DepthNodeBase):
                                             stamp_to_ns(cloud.header.stamp))
         points_cam = transform_points(T_cam_lidar.astype(np.float32), points.astype(np.float32))
         rgb, camera = self.resize_input(rgb, camera)
-        return Frame(copy_header(image.header), camera, rgb, {"points": points_cam})
+        # a cloud from the camera's own viewpoint (a registered depth camera's) may be in-filled without the engine
+        offset = float(np.linalg.norm(T_cam_lidar[:3, 3]))
+        return Frame(copy_header(image.header), camera, rgb, {"points": points_cam, "sensor_offset_m": offset})
 
     infill_only = False  # the last frame's measurements covered the image: the in-fill alone, no engine run
+    sensor_offset_m: float | None = None  # the last cloud's sensor's distance from the camera (only near 0 may in-fill)
 
     def extra_diagnostics(self) -> dict[str, Any]:
-        return {"infill_only": self.infill_only}
+        values: dict[str, Any] = {"infill_only": self.infill_only}
+        if self.sensor_offset_m is not None:
+            values["sensor_offset_m"] = self.sensor_offset_m
+        return values
 
     def infer(self, pipeline: Any, frame: Frame) -> DepthResult:
-        result = pipeline.process(frame.rgb, frame.camera, frame.args["points"])
+        self.sensor_offset_m = frame.args["sensor_offset_m"]
+        result = pipeline.process(frame.rgb, frame.camera, frame.args["points"], self.sensor_offset_m)
         self.infill_only = bool(result.info.get("infill_only", 0.0))
         return result
 

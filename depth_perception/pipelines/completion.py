@@ -12,6 +12,13 @@ engine-sized sparse depth. Its output
 is then read as a correction: the ratio of its depth to that in-fill is restored (bilinear) to the camera's pixels
 and applied to the same in-fill computed there, so a camera larger than the engine keeps its own resolution's
 edges and an engine that changes nothing returns the classical in-fill exactly.
+
+Depth measured from the camera's own viewpoint (`sensor_offset_m` at most `REGISTERED_OFFSET_M`: a registered
+depth image, a pattern drawn from the camera's ground truth) that covers the image (`infill_coverage_px`) is
+in-filled by the colour-guided fill alone, which beats the engine there; a cloud projected from an offset
+sensor, or one whose sensor is not known, always goes through the engine, which learned the parallax
+(background points seen by the LiDAR behind a foreground edge) that the in-fill would trust
+(docs/engines/completion.md).
 """
 from __future__ import annotations
 
@@ -69,13 +76,12 @@ class CompletionPipelineConfig(EngineSettings):
                               "10%)", choices=("auto", "resize", "tiles"))
     propagation_iterations: int = setting(0, "NLSPN propagation steps at run time (0 = as the engine was trained; "
                                           "a classical engine ignores it)", 0, 64)
-    # off by default: a LiDAR cloud cropped to its field of view covers the image as evenly as a sampled pattern, and
-    # on those rows the engine is far better than the in-fill (docs/engines/completion.md)
-    infill_coverage_px: float = setting(0.0, "an engine over the colour-guided in-fill: where 90% of the pixels lie "
-                                        "within this many pixels (at the engine's scale) of a measurement, the "
-                                        "in-fill alone is the output and the engine does not run; for dense, "
-                                        "evenly sampled depth, not LiDAR rows (0 = always run the engine)",
-                                        0.0, 64.0)
+    infill_coverage_px: float = setting(4.5, "an engine over the colour-guided in-fill: where 90% of the pixels lie "
+                                        "within this many pixels (at the engine's scale) of a measurement taken "
+                                        "from the camera's own viewpoint (a cloud whose frame is within 2 cm of "
+                                        "the camera's), the in-fill alone is the output and the engine does not "
+                                        "run; a LiDAR offset from the camera always goes through the engine "
+                                        "(0 = always run the engine)", 0.0, 64.0)
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -83,6 +89,9 @@ class CompletionPipelineConfig(EngineSettings):
                                "'classical', 'auto' or an engine artifact path")
         if self.classical_blur not in ("bilateral", "gaussian", "none"):
             raise ValueError(f"classical_blur must be 'bilateral', 'gaussian' or 'none', got {self.classical_blur!r}")
+
+
+REGISTERED_OFFSET_M = 0.02  # m: a sensor this close to the camera sees what it sees (no parallax between them)
 
 
 class CompletionPipeline:
@@ -131,17 +140,23 @@ class CompletionPipeline:
         pts = pts[np.isfinite(pts[:, :3]).all(1), :3]
         return points_to_sparse_depth(pts, camera, self.config.min_depth, self.config.max_depth)
 
-    def process(self, image_rgb: np.ndarray, camera: PinholeCamera, points_cam: np.ndarray) -> DepthResult:
+    def process(self, image_rgb: np.ndarray, camera: PinholeCamera, points_cam: np.ndarray,
+                sensor_offset_m: float | None = None) -> DepthResult:
+        """`sensor_offset_m`: the distance (m) from the camera to the sensor the points came from (the translation
+        of T_cam_sensor); None = not known."""
         t0 = time.perf_counter()
         sparse = self.sparse_from_points(points_cam, camera)
         project_ms = (time.perf_counter() - t0) * 1e3
-        result = self.process_sparse(image_rgb, camera, sparse)
+        result = self.process_sparse(image_rgb, camera, sparse, sensor_offset_m)
         result.timings_ms["project"] = project_ms
         result.timings_ms["total"] += project_ms
         return result
 
-    def process_sparse(self, image_rgb: np.ndarray, camera: PinholeCamera, sparse_depth: np.ndarray) -> DepthResult:
-        """Dense depth from an image and a sparse depth map (H, W) metres, 0 or NaN = no measurement."""
+    def process_sparse(self, image_rgb: np.ndarray, camera: PinholeCamera, sparse_depth: np.ndarray,
+                       sensor_offset_m: float | None = None) -> DepthResult:
+        """Dense depth from an image and a sparse depth map (H, W) metres, 0 or NaN = no measurement.
+        `sensor_offset_m`: how far from the camera the sparse depth was measured (0 for a registered depth image);
+        None = not known, as for a LiDAR projected by someone else."""
         image = np.asarray(image_rgb)
         sparse = np.nan_to_num(np.asarray(sparse_depth, dtype=np.float32), nan=0.0)
         if image.shape[:2] != camera.shape:
@@ -150,6 +165,8 @@ class CompletionPipeline:
             raise ValueError(f"sparse_depth {sparse.shape} does not match the camera {camera.shape}")
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, 2)
+        if sensor_offset_m is not None and not (np.isfinite(sensor_offset_m) and sensor_offset_m >= 0):
+            raise ValueError(f"sensor_offset_m must be a distance >= 0 m or None, got {sensor_offset_m!r}")
         cfg = self.config
         sparse = np.where((sparse >= cfg.min_depth) & (sparse <= cfg.max_depth), sparse, 0.0).astype(np.float32)
         t0 = time.perf_counter()
@@ -159,7 +176,8 @@ class CompletionPipeline:
             depth = ipbasic_complete(sparse, self.ipbasic)
             conf = distance_confidence(sparse)
         else:
-            depth, conf, infer_ms = self._learned(image, sparse, camera)
+            registered = sensor_offset_m is not None and float(sensor_offset_m) <= REGISTERED_OFFSET_M
+            depth, conf, infer_ms = self._learned(image, sparse, camera, registered)
             infill_only = infer_ms is None
             if infer_ms is not None:
                 timings["infer"] = infer_ms
@@ -181,16 +199,17 @@ class CompletionPipeline:
             fit = "resize" if keeps_aspect(camera, h, w) else "tiles"
         return EngineTiles.squashed(camera, h, w) if fit == "resize" else EngineTiles.for_engine(camera, h, w)
 
-    def _learned(self, image: np.ndarray, sparse: np.ndarray, camera: PinholeCamera) -> tuple[Any, ...]:
+    def _learned(self, image: np.ndarray, sparse: np.ndarray, camera: PinholeCamera,
+                 registered: bool = False) -> tuple[Any, ...]:
         """Depth, confidence at the camera's pixels and ms in the engine, resized or tiled (`engine_fit`). With
-        `infill_coverage_px`, measurements that cover the engine-sized image leave the in-fill nothing to propagate
-        across: it is returned alone, and the ms are None."""
+        `infill_coverage_px`, `registered` measurements that cover the engine-sized image leave the in-fill nothing
+        to propagate across: it is returned alone, and the ms are None."""
         h, w = self.engine_height, self.engine_width
         tiles = self._tiles(camera)
         scaled = tiles.scaled
         small = resize_sparse_depth(sparse, scaled.width, scaled.height)
         radius = self.config.infill_coverage_px
-        if self.prior == "guided" and radius > 0 and covered_within(small, radius):
+        if self.prior == "guided" and registered and radius > 0 and covered_within(small, radius):
             return completion_prior(self.prior, image, sparse), distance_confidence(sparse), None
         small_image = resize_image(image, scaled.width, scaled.height)
         prior_small = completion_prior(self.prior, small_image, small) if self.prior != "none" else None
