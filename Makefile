@@ -3,12 +3,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: env test test-fast demo lint bench clean
+.PHONY: env real-data test test-fast demo lint bench clean
 
 env:
 	@bash tools/setup_env.sh
 
-test: env
+real-data: # Middlebury 2006 Aloe from Debian's opencv-doc into data/real/aloe (a note, not a failure, without apt)
+	@bash tools/fetch_real_scenes.sh
+
+test: env real-data
 	@bash tools/run_tests.sh
 
 test-fast: env  # the inner loop: everything not marked slow (DDS, training, exports, subprocess CLIs)

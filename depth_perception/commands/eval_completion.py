@@ -45,7 +45,7 @@ def run_scene(args: argparse.Namespace) -> int:
     if not 0 < args.density < 1 or args.beams < 2:  # at 1 nothing is held out to score
         raise CliError(f"--density must be in (0, 1) and --beams >= 2, got {args.density} and {args.beams}")
     try:
-        scene = load_scene(args.scene)
+        scene = load_scene(args.scene, metric=True)
     except (ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None
     patterns = {f"random_{args.density:g}": random_pattern(scene.depth, args.density),

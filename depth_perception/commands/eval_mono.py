@@ -38,7 +38,7 @@ def run_scene(args: argparse.Namespace) -> int:
 
     depths: dict = {}
     try:
-        scene = load_scene(args.scene)
+        scene = load_scene(args.scene, metric=True)
         report = evaluate_mono_scene(scene, args.engine, backend=args.backend, device=args.device, depths=depths)
     except (ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from None

@@ -13,7 +13,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--data", nargs="+", help="drive folders or roots of KITTI-layout drives")
     where.add_argument("--scene", help="a real scene with ground truth: 'motorcycle' (Middlebury 2014, shipped by "
-                                       "scikit-image) or a Middlebury 2014 scene folder (im0/im1/calib.txt/disp0.pfm)")
+                                       "scikit-image), 'aloe' (Middlebury 2006, from OpenCV's sample data: "
+                                       "tools/fetch_real_scenes.sh; disparity only, no calibration), a Middlebury 2014 "
+                                       "scene folder (im0/im1/calib.txt/disp0.pfm) or a folder with OpenCV's "
+                                       "aloeL.jpg/aloeR.jpg/aloeGT.png")
     parser.add_argument("--engine", nargs="*", default=["classical"],
                         help="methods besides SGBM: 'classical' and/or engine artifacts (default: classical)")
     parser.add_argument("--json", help="write the figures here")

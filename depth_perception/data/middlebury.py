@@ -4,6 +4,13 @@ Middlebury 2014 (Scharstein et al., "High-Resolution Stereo Datasets with Subpix
 GCPR 2014), one folder a scene: `im0.png` (left), `im1.png` (right), `calib.txt` (cam0, cam1, doffs, baseline in
 mm, width, height, ...) and `disp0.pfm` (left disparity in pixels, inf where unknown). Depth follows
 Z = f * B / (d + doffs): the two rectified cameras differ in principal point by doffs = cx1 - cx0.
+
+The Middlebury 2006 scene Aloe, as OpenCV's sample data ships it (`aloeL.jpg`, `aloeR.jpg`, `aloeGT.png`: the left
+disparity in full-size pixels as 8-bit integers, 0 where unknown; Debian's and Ubuntu's `opencv-doc` package installs
+them in /usr/share/doc/opencv-doc/examples/data), comes without its calibration: its doffs is not shipped, so its
+depth is known only up to that offset. It is read with doffs 0 (`calibrated` False): depth f B / d, whose ratios are
+the disparity's, so AbsRel and delta still score the disparity honestly but RMSE in metres does not exist. f and B
+are the Middlebury 2005/2006 rig's (3740 px at full size, 160 mm); with doffs 0 they only scale every depth alike.
 """
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ from .calib_file import is_middlebury_calib, load_calib_file
 # The published calibration of Motorcycle (full size 2964x2000: f 3979.911, cx0 1244.772, cy 1019.507,
 # doffs 124.343, baseline 193.001 mm), at the quarter size skimage.data.stereo_motorcycle() ships.
 MOTORCYCLE_QUARTER = {"f": 994.978, "cx0": 311.193, "cy": 254.877, "doffs": 31.086, "baseline_mm": 193.001}
+MIDDLEBURY_2006_RIG = {"f_full": 3740.0, "baseline_mm": 160.0}
+ALOE_FILES = ("aloeL.jpg", "aloeR.jpg", "aloeGT.png")
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,7 @@ class StereoScene:
     camera: PinholeCamera  # left
     right_camera: PinholeCamera
     baseline: float  # metres
+    calibrated: bool = True  # False: doffs unknown (taken as 0), depth only up to it (RMSE in metres not defined)
 
     @property
     def doffs(self) -> float:
@@ -143,3 +153,37 @@ def motorcycle_scene() -> StereoScene:
     disp = np.where(np.isfinite(disp) & (disp > 0), disp, np.nan).astype(np.float32)
     return StereoScene("motorcycle", np.ascontiguousarray(left), np.ascontiguousarray(right), disp, camera,
                        right_camera, m["baseline_mm"] / 1000.0)
+
+
+def is_opencv_aloe_folder(folder: str | Path) -> bool:
+    return all((Path(folder) / n).is_file() for n in ALOE_FILES)
+
+
+def read_opencv_aloe(folder: str | Path) -> StereoScene:
+    """Middlebury 2006 Aloe from OpenCV's sample data (aloeL.jpg, aloeR.jpg, aloeGT.png), full size: uncalibrated
+    (doffs unknown, read as 0), f = 3740 px and B = 160 mm, principal point at the image centre."""
+    import cv2
+
+    folder = Path(folder)
+    missing = [n for n in ALOE_FILES if not (folder / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} does not hold OpenCV's Aloe sample: missing {missing}")
+    images = []
+    for name in ALOE_FILES[:2]:
+        img = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError(f"cannot read image {folder / name}")
+        images.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    gt = cv2.imread(str(folder / ALOE_FILES[2]), cv2.IMREAD_UNCHANGED)
+    if gt is None or gt.ndim != 2 or gt.dtype != np.uint8:
+        what = "unreadable" if gt is None else f"{gt.dtype} with shape {gt.shape}"
+        raise ValueError(f"{folder / ALOE_FILES[2]}: a disparity map here is one 8-bit channel, got {what}")
+    h, w = images[0].shape[:2]
+    if images[1].shape[:2] != (h, w) or gt.shape != (h, w):
+        raise ValueError(f"{folder}: {ALOE_FILES[0]} {images[0].shape[:2]}, {ALOE_FILES[1]} {images[1].shape[:2]} "
+                         f"and {ALOE_FILES[2]} {gt.shape} differ in size")
+    f = MIDDLEBURY_2006_RIG["f_full"]
+    camera = PinholeCamera(w, h, f, f, (w - 1) / 2.0, (h - 1) / 2.0)
+    disp = np.where(gt > 0, gt, np.nan).astype(np.float32)
+    return StereoScene("aloe", images[0], images[1], disp, camera, camera,
+                       MIDDLEBURY_2006_RIG["baseline_mm"] / 1000.0, calibrated=False)

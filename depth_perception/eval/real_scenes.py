@@ -23,18 +23,53 @@ from typing import Any
 
 import numpy as np
 
-from ..data.middlebury import StereoScene, motorcycle_scene, read_middlebury_scene
+from ..data.middlebury import (
+    StereoScene,
+    is_opencv_aloe_folder,
+    motorcycle_scene,
+    read_middlebury_scene,
+    read_opencv_aloe,
+)
 from ..data.sparse_patterns import random_pattern, scanner_pattern
 from ..geometry.infill import fill_rows_background
 from .completion_metrics import completion_metrics
 from .metrics import compute_depth_metrics, evaluate_depth
 
+# where 'aloe' is looked for: tools/fetch_real_scenes.sh's folder (under the working directory, then the source
+# tree), then where Debian's and Ubuntu's opencv-doc package installs OpenCV's sample data
+ALOE_FOLDERS = ("data/real/aloe", str(Path(__file__).resolve().parents[2] / "data" / "real" / "aloe"),
+                "/usr/share/doc/opencv-doc/examples/data")
 
-def load_scene(name: str) -> StereoScene:
-    """'motorcycle' (the scene scikit-image ships) or a Middlebury 2014 scene folder."""
+
+def find_aloe() -> Path | None:
+    return next((Path(f) for f in ALOE_FOLDERS if is_opencv_aloe_folder(f)), None)
+
+
+def load_scene(name: str, metric: bool = False) -> StereoScene:
+    """'motorcycle' (the scene scikit-image ships), 'aloe' (Middlebury 2006, from OpenCV's sample data), a
+    Middlebury 2014 scene folder, or a folder holding OpenCV's aloeL.jpg / aloeR.jpg / aloeGT.png. `metric`: the
+    caller needs depth in metres (completion, monocular), which an uncalibrated scene (Aloe) cannot give."""
     if name == "motorcycle":
-        return motorcycle_scene()
-    return read_middlebury_scene(name)
+        scene = motorcycle_scene()
+    elif name == "aloe":
+        folder = find_aloe()
+        if folder is None:
+            raise FileNotFoundError(f"scene 'aloe' is not here (looked in {', '.join(ALOE_FOLDERS)}): run "
+                                    "`bash tools/fetch_real_scenes.sh` or `apt install opencv-doc`")
+        scene = read_opencv_aloe(folder)
+    elif is_opencv_aloe_folder(name):
+        scene = read_opencv_aloe(name)
+    else:
+        scene = read_middlebury_scene(name)
+    if metric:
+        _check_metric(scene)
+    return scene
+
+
+def _check_metric(scene: StereoScene) -> None:
+    if not scene.calibrated:
+        raise ValueError(f"scene {scene.name} ships without its calibration (doffs unknown): its depth in metres is "
+                         "not known, so it scores stereo only (eval stereo --scene)")
 
 
 def _sgbm_disparity(scene: StereoScene) -> np.ndarray:
@@ -68,8 +103,8 @@ def stereo_scores(scene: StereoScene, disparity: np.ndarray) -> dict[str, float]
     depth = compute_depth_metrics(scene.depth[valid], pred_depth[valid])
     return {"bad1": float(np.mean(err > 1.0)), "bad3": float(np.mean(err > 3.0)),
             "epe": float(filled_err.mean()) if filled_err.size else float("nan"),
-            "density": float(np.isfinite(err).mean()), "abs_rel": depth["abs_rel"], "rmse": depth["rmse"],
-            "a1": depth["a1"]}
+            "density": float(np.isfinite(err).mean()), "abs_rel": depth["abs_rel"],
+            "rmse": depth["rmse"] if scene.calibrated else float("nan"), "a1": depth["a1"]}
 
 
 def evaluate_stereo_scene(scene: StereoScene, engines: Sequence[str], backend: str = "auto", device: str = "auto",
@@ -99,7 +134,7 @@ def evaluate_stereo_scene(scene: StereoScene, engines: Sequence[str], backend: s
         if depths is not None:
             depths[name] = result.depth
     return {"scene": scene.name, "width": scene.camera.width, "height": scene.camera.height,
-            "depth_range": [lo, hi], "planes": planes, "sweep_width": sweep_width,
+            "calibrated": scene.calibrated, "depth_range": [lo, hi], "planes": planes, "sweep_width": sweep_width,
             "edge_snap": edge_snap, "methods": results}
 
 
@@ -127,6 +162,7 @@ def evaluate_completion_scene(scene: StereoScene, engines: Sequence[str], patter
     from ..geometry.infill import guided_prior
     from ..pipelines.completion import CompletionPipeline, CompletionPipelineConfig
 
+    _check_metric(scene)
     lo, hi = _depth_range(scene)
     pipes = {}
     for engine in engines:
@@ -165,6 +201,7 @@ def evaluate_mono_scene(scene: StereoScene, engine: str = "auto", backend: str =
     engine's own scale) and `ms`. `depths`, if given, receives the engine's depth (its own scale) for pictures."""
     from ..pipelines.mono import MonoPipeline, MonoPipelineConfig
 
+    _check_metric(scene)
     gt = scene.depth
     if not np.isfinite(gt).any():
         raise ValueError(f"scene {scene.name} has no valid ground-truth disparity")
@@ -204,6 +241,9 @@ def format_stereo(report: dict[str, Any]) -> str:
              f"{report.get('planes', '?')} planes at width {report.get('sweep_width') or 'auto'}, edge snap "
              f"{'on' if report.get('edge_snap', True) else 'off'}",
              f"{'method':<30}" + "".join(f"{c:>9}" for c in cols)]
+    if not report.get("calibrated", True):
+        lines.insert(1, "no calibration ships with this pair (doffs unknown, read as 0): abs_rel and a1 are of "
+                        "f B / d, the disparity's ratios; rmse in metres does not exist")
     for name, row in report["methods"].items():
         lines.append(f"{name:<30}" + "".join(f"{row[c]:>9.4f}" if c == "abs_rel" else f"{row[c]:>9.3f}"
                                              for c in cols))
