@@ -102,3 +102,30 @@ def test_points_published_in_the_lidar_frame_are_back_on_the_lidar_grid_plane(ri
         np.testing.assert_allclose(np.median(arr["x"][ok]), 10.27, atol=0.05)
     finally:
         driver.set_remote_parameters(fqn, {"target_frame": "", "cloud_decimation": 1})
+
+
+def test_a_cloud_with_a_scanner_ring_field_in_the_cameras_frame_is_never_taken_as_registered(rig):
+    """A LiDAR cloud that another tool moved into the camera's frame reads as offset 0 from TF; its `ring` field
+    says a scanner measured it, so the node hands the pipeline no offset (the engine always runs) and says why in
+    /diagnostics. The same cloud without the field is taken as measured from the camera's viewpoint."""
+    from depth_perception.ros.pointcloud import array_to_pointcloud2
+
+    node, driver = rig
+    pts = SCENE.lidar_points()
+    cam = (T_CAM_LIDAR[:3, :3] @ pts[:, :3].T).T + T_CAM_LIDAR[:3, 3]  # already in the camera's frame
+    for k, ring in ((4, True), (5, False)):
+        msgs = completion_messages(SCENE, frame(k), FRAME, LIDAR)
+        dtype = [("x", "f4"), ("y", "f4"), ("z", "f4")] + ([("ring", "u2")] if ring else [])
+        arr = np.zeros(len(cam), dtype)
+        arr["x"], arr["y"], arr["z"] = cam.T
+        if ring:
+            arr["ring"] = np.arange(len(cam)) % 64
+        msgs["points"] = array_to_pointcloud2(arr, header=msgs["points"].header)
+        msgs["points"].header.frame_id = FRAME
+        frame_in = node.prepare(msgs)
+        assert frame_in.args["sensor_offset_m"] == (None if ring else 0.0)
+        out = exchange(driver, NS, msgs)
+        assert out is not None, node.diagnostic_state()
+        diag = node.extra_diagnostics()
+        assert diag["sensor_offset_m"] == 0.0 and diag.get("scanner_field") == ("ring" if ring else None), diag
+        np.testing.assert_allclose(np.nanmedian(depth_image_to_numpy(out["depth"])), 10.0, atol=0.05)

@@ -2,6 +2,11 @@
 
 Inputs (relative, remappable): image_rect, camera_info, points. The cloud is moved into the camera's optical frame
 through TF (the transform at the cloud's stamp) and handed to the completion pipeline (NLSPN or IP-Basic).
+
+Where the depth was measured decides whether the colour-guided in-fill may stand in for the engine
+(`infill_coverage_px`): the cloud's frame, unless the cloud carries a spinning scanner's beam index (`ring`, as
+the Velodyne, Ouster, Hesai and RoboSense drivers write it, or Livox's `line`): such a cloud comes from a LiDAR
+whatever frame another tool moved it into, so it never counts as measured from the camera's viewpoint.
 """
 from __future__ import annotations
 
@@ -17,6 +22,14 @@ from ..ros.pointcloud import pointcloud2_to_xyz
 from ..ros.sync import stamp_to_ns
 from .base import DepthNodeBase, Frame, InputFault, InputSpec, copy_header
 from .process import run_node
+
+SCANNER_FIELDS = ("ring", "line")  # a PointCloud2 field that only a multi-beam LiDAR's points carry
+
+
+def scanner_field(cloud: PointCloud2) -> str | None:
+    """The first of SCANNER_FIELDS the cloud has, or None."""
+    names = {f.name for f in cloud.fields}
+    return next((n for n in SCANNER_FIELDS if n in names), None)
 
 
 class DepthCompletionNode(DepthNodeBase):
@@ -53,22 +66,29 @@ class DepthCompletionNode(DepthNodeBase):
                                             stamp_to_ns(cloud.header.stamp))
         points_cam = transform_points(T_cam_lidar.astype(np.float32), points.astype(np.float32))
         rgb, camera = self.resize_input(rgb, camera)
-        # a cloud from the camera's own viewpoint (a registered depth camera's) may be in-filled without the engine
+        # a cloud from the camera's own viewpoint (a registered depth camera's) may be in-filled without the engine;
+        # a scanner's, whatever its frame, has its viewpoint elsewhere (not known here: None, the engine runs)
         offset = float(np.linalg.norm(T_cam_lidar[:3, 3]))
-        return Frame(copy_header(image.header), camera, rgb, {"points": points_cam, "sensor_offset_m": offset})
+        scanner = scanner_field(cloud)
+        return Frame(copy_header(image.header), camera, rgb,
+                     {"points": points_cam, "frame_offset_m": offset, "scanner_field": scanner,
+                      "sensor_offset_m": None if scanner else offset})
 
     infill_only = False  # the last frame's measurements covered the image: the in-fill alone, no engine run
-    sensor_offset_m: float | None = None  # the last cloud's sensor's distance from the camera (only near 0 may in-fill)
+    sensor_offset_m: float | None = None  # the last cloud's frame's distance from the camera (only near 0 may in-fill)
+    scanner: str | None = None  # the last cloud's scanner field (then it never in-fills), or None
 
     def extra_diagnostics(self) -> dict[str, Any]:
         values: dict[str, Any] = {"infill_only": self.infill_only}
         if self.sensor_offset_m is not None:
             values["sensor_offset_m"] = self.sensor_offset_m
+        if self.scanner is not None:
+            values["scanner_field"] = self.scanner
         return values
 
     def infer(self, pipeline: Any, frame: Frame) -> DepthResult:
-        self.sensor_offset_m = frame.args["sensor_offset_m"]
-        result = pipeline.process(frame.rgb, frame.camera, frame.args["points"], self.sensor_offset_m)
+        self.sensor_offset_m, self.scanner = frame.args["frame_offset_m"], frame.args["scanner_field"]
+        result = pipeline.process(frame.rgb, frame.camera, frame.args["points"], frame.args["sensor_offset_m"])
         self.infill_only = bool(result.info.get("infill_only", 0.0))
         return result
 
