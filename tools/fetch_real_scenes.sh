@@ -2,7 +2,8 @@
 # Real stereo data with ground truth beyond the Motorcycle scene scikit-image ships: Middlebury 2006 "Aloe" as
 # OpenCV's sample data carries it (aloeL.jpg, aloeR.jpg, aloeGT.png), taken from Debian's opencv-doc package
 # (about 96 MB to download, 0.7 MB kept) into data/real/aloe. Quick when the files are there and match.
-# Exit 0 with a note where no apt is (the Aloe checks then skip, saying so); non-zero on a corrupt download.
+# Exit 0 with a note where no apt is or the download does not match its checksums (the Aloe checks then skip,
+# saying so): a changed package never fails the build, and a file that does not match is never installed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dest="$root/data/real/aloe"
@@ -20,7 +21,7 @@ trap 'rm -rf "$tmp"' EXIT
 deb=$(ls "$tmp"/opencv-doc_*.deb)
 mkdir -p "$tmp/x"
 dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" "./$src/aloeL.jpg" "./$src/aloeR.jpg" "./$src/aloeGT.png"
-check "$tmp/x/$src" || { echo "fetch_real_scenes: the files in $(basename "$deb") do not match tools/real_scenes.sha256" >&2; exit 1; }
+check "$tmp/x/$src" || { echo "fetch_real_scenes: the files in $(basename "$deb") do not match tools/real_scenes.sha256: Aloe not installed" >&2; exit 0; }
 mkdir -p "$(dirname "$dest")"
 rm -rf "$dest.new" && mv "$tmp/x/$src" "$dest.new"
 [ -d "$dest" ] && mv "$dest" "$dest.old"
