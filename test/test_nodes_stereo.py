@@ -258,3 +258,27 @@ def test_a_node_nobody_listens_to_does_no_work(rig):
     finally:
         driver.executor.remove_node(idle)
         idle.destroy_node()
+
+
+def test_the_plane_spacing_in_pixels_is_in_diagnostics_and_follows_the_planes_parameter(rig):
+    """fx 100 px, baseline 0.5 m, 2-40 m: 25 to 1.25 px of disparity. 48 planes are 0.51 px apart; 8 planes
+    3.4 px (over the 2 px the node warns about, once per setting), and the plane at 10 m still comes back."""
+    node, driver = rig
+    fqn = node.get_fully_qualified_name()
+    span = 100.0 * 0.5 * (1 / 2.0 - 1 / 40.0)
+    out = exchange(driver, NS, stereo_messages(SCENE, frame(40), FRAME))
+    assert out is not None, node.diagnostic_state()
+    assert node.extra_diagnostics()["plane_step_px"] == pytest.approx(span / 47, rel=1e-3)
+    assert driver.set_remote_parameters(fqn, {"planes": 8})[0].successful
+    try:
+        for k in range(41, 61):  # until a frame swept with the new setting is back
+            out = exchange(driver, NS, stereo_messages(SCENE, frame(k), FRAME))
+            if out is not None and node.extra_diagnostics()["plane_step_px"] > 1:
+                break
+        assert out is not None and abs(np.nanmedian(depth_image_to_numpy(out["depth"])) - 10.0) < 1.0
+        assert node.extra_diagnostics()["plane_step_px"] == pytest.approx(span / 7, rel=1e-3)
+        assert node._coarse_warned == (8, 2.0, 40.0, 0)
+        _, _, values = node.diagnostic_state()
+        assert values["plane_step_px"] == pytest.approx(span / 7, rel=1e-3)
+    finally:
+        driver.set_remote_parameters(fqn, {"planes": 48})

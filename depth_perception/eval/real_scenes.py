@@ -131,6 +131,8 @@ def evaluate_stereo_scene(scene: StereoScene, engines: Sequence[str], backend: s
         ms = (time.perf_counter() - t0) * 1e3
         name = "classical" if engine == "classical" else f"learned:{Path(pipe.name).name}"
         results[name] = {**stereo_scores(scene, scene.disparity_from_depth(result.depth)), "ms": ms}
+        if "plane_step_px" in result.info:  # the sweep's plane spacing, in pixels of disparity where it swept
+            results[name]["plane_step_px"] = float(result.info["plane_step_px"])
         if depths is not None:
             depths[name] = result.depth
     return {"scene": scene.name, "width": scene.camera.width, "height": scene.camera.height,
@@ -237,8 +239,10 @@ def format_mono(report: dict[str, Any]) -> str:
 
 def format_stereo(report: dict[str, Any]) -> str:
     cols = ("bad1", "bad3", "epe", "density", "abs_rel", "rmse", "a1", "ms")
+    steps = sorted({round(r["plane_step_px"], 2) for r in report["methods"].values() if "plane_step_px" in r})
+    spacing = f" ({' / '.join(f'{v:g}' for v in steps)} px of disparity apart)" if steps else ""
     lines = [f"{report['scene']} ({report['width']}x{report['height']}), holes count as errors; sweep "
-             f"{report.get('planes', '?')} planes at width {report.get('sweep_width') or 'auto'}, edge snap "
+             f"{report.get('planes', '?')} planes{spacing} at width {report.get('sweep_width') or 'auto'}, edge snap "
              f"{'on' if report.get('edge_snap', True) else 'off'}",
              f"{'method':<30}" + "".join(f"{c:>9}" for c in cols)]
     if not report.get("calibrated", True):

@@ -211,6 +211,8 @@ class StereoPipeline:
         infer_ms = (time.perf_counter() - t0) * 1e3
         timings = {"sweep_ms": sweep_ms, "infer_ms": infer_ms, "tiles": float(len(tiles.origins)),
                    "prior_valid_fraction": info["valid_fraction"], **snap}
+        if "plane_step_px" in info:
+            timings["plane_step_px"] = info["plane_step_px"]
         depth = self._snap(left_s, tiles.blend(depths), scaled, T, timings)
         return _restore(depth, camera), _restore(tiles.blend(confs), camera), None, timings
 

@@ -555,4 +555,6 @@ class ClassicalStereo:
             "select_ms": (t3 - t2) * 1e3,
             "valid_fraction": float(keep.mean()),
         }
+        if step_px is not None:
+            info["plane_step_px"] = step_px  # the depth's resolution in disparity, before sub-plane refinement
         return depth, conf, info
