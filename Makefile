@@ -8,7 +8,7 @@ export PYTHONUNBUFFERED := 1
 env:
 	@bash tools/setup_env.sh
 
-real-data: # Middlebury 2006 Aloe from Debian's opencv-doc into data/real/aloe (a note, not a failure, without apt)
+real-data: # OpenCV's sample data (Middlebury 2006 Aloe, two calibrations) from Debian's opencv-doc into data/real/opencv_samples (a note, not a failure, without apt)
 	@bash tools/fetch_real_scenes.sh
 
 test: env real-data

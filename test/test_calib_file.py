@@ -189,3 +189,57 @@ def test_binary_garbage_and_broken_yaml_give_one_line_naming_the_file(tmp_path):
     assert "\n" not in str(info.value) and "calib.yaml" in str(info.value)
     with pytest.raises(ValueError, match="folder"):
         load_calib_file(tmp_path)
+
+
+def _filestorage(path, **entries):
+    """A calibration as OpenCV itself writes it (cv2.FileStorage, YAML): the format of OpenCV's calibration
+    tools, with `%YAML:1.0` and `!!opencv-matrix` tags that plain YAML readers refuse."""
+    import cv2
+
+    fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_WRITE)
+    for key, value in entries.items():
+        fs.write(key, value)
+    fs.release()
+    return path
+
+
+def test_opencv_filestorage_yaml_from_the_calibration_and_stereo_tools(tmp_path):
+    K = np.array([[535.9, 0, 342.3], [0, 535.9, 235.6], [0, 0, 1]])
+    mono = _filestorage(tmp_path / "out_camera_data.yml", image_width=640, image_height=480, camera_matrix=K,
+                        distortion_coefficients=np.array([[-0.27, -0.04, 0.002, 0.0, 0.24]]))
+    assert mono.read_text().startswith("%YAML") and "!!opencv-matrix" in mono.read_text()
+    c = load_calib_file(mono)
+    assert (c.camera.fx, c.camera.cx, c.camera.cy, c.camera.shape) == (535.9, 342.3, 235.6, (480, 640))
+    assert c.baseline is None
+    P1 = np.hstack([K, np.zeros((3, 1))])
+    P2 = P1.copy()
+    P2[0, 2] += 4.0  # the rectified right camera's own principal point (OpenCV's CALIB_ZERO_DISPARITY off)
+    P2[0, 3] = -535.9 * 0.12
+    stereo = _filestorage(tmp_path / "extrinsics.yml", R=np.eye(3), T=np.array([[-0.12], [0], [0]]), P1=P1, P2=P2)
+    s = load_calib_file(stereo, image_size=(640, 480))
+    assert s.baseline == pytest.approx(0.12) and s.right_camera.cx == pytest.approx(346.3)
+    np.testing.assert_allclose(s.require_stereo()[:3, 3], [-0.12, 0, 0], atol=1e-9)
+    with pytest.raises(ValueError, match="missing keys 'width' and 'height'"):
+        load_calib_file(stereo)  # the stereo tool writes no image size
+    xml = _filestorage(tmp_path / "calib.xml", camera_matrix=K)
+    with pytest.raises(ValueError, match="FileStorage XML is not read here"):
+        load_calib_file(xml)
+
+
+REAL_OPENCV = [Path(f) for f in ("data/real/opencv_samples", Path(__file__).parents[1] / "data/real/opencv_samples",
+                                 "/usr/share/doc/opencv-doc/examples/data") if (Path(f) / "intrinsics.yml").is_file()]
+
+
+@pytest.mark.skipif(not REAL_OPENCV, reason="OpenCV's sample data is not here: `bash tools/fetch_real_scenes.sh`")
+def test_the_calibrations_opencvs_own_tools_wrote_in_its_sample_data_read():
+    """left_intrinsics.yml (the calibration sample's output, 13 chessboard views) and intrinsics.yml (the stereo
+    sample's, M1 / M2 with their own principal points), as Debian's opencv-doc ships them."""
+    folder = REAL_OPENCV[0]
+    mono = load_calib_file(folder / "left_intrinsics.yml")
+    assert mono.camera.shape == (480, 640) and mono.camera.fx == pytest.approx(535.9157, abs=1e-3)
+    assert mono.camera.cy == pytest.approx(235.5708, abs=1e-3)
+    pair = load_calib_file(folder / "intrinsics.yml", image_size=(640, 480))
+    assert pair.camera.cx == pytest.approx(335.6864, abs=1e-3) and pair.right_camera.cx == pytest.approx(334.5574,
+                                                                                                          abs=1e-3)
+    with pytest.raises(ValueError, match="has no stereo geometry"):  # raw intrinsics only: no baseline
+        pair.require_stereo()

@@ -9,6 +9,13 @@ Accepted forms (YAML keys; matrices as flat lists or nested rows, or a ROS `{row
   4. A KITTI raw `calib_cam_to_cam.txt` (left/right = cameras 02/03 by default; `calib_velo_to_cam.txt` beside
      it supplies T_cam_velo). Only the left camera's keys are required; the right one's only for stereo.
   5. A Middlebury 2014 `calib.txt` (`cam0`, `cam1`, `doffs`, `baseline` in millimetres, `width`, `height`).
+  6. OpenCV FileStorage YAML (`%YAML:1.0` or `%YAML 1.2`, matrices tagged `!!opencv-matrix`), as OpenCV's calibration tools
+     write it: the camera calibration sample's `camera_matrix`, `image_width`, `image_height`, or the stereo
+     sample's `M1` / `M2` (intrinsics.yml) and rectified `P1` / `P2` (extrinsics.yml; the baseline follows from
+     `P2` in the units the calibration board was measured in: metres here). FileStorage XML is refused, naming
+     the YAML form.
+Distortion coefficients (ROS `distortion_coefficients`, OpenCV `D1`, ...) are not applied: the images must be
+rectified (undistorted) already, as the nodes' `image_rect` topics are.
 Any form may add `T_cam_velo` (4x4, LiDAR -> camera) for `infer completion --points`.
 
 Where the file gives the right camera's own matrix (KITTI `P_rect_03`, `P_right`, Middlebury `cam1`), its
@@ -283,6 +290,23 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
+# OpenCV's stereo calibration sample's names -> ours (used where ours are absent): raw intrinsics M1 / M2,
+# rectified projections P1 / P2
+_OPENCV_KEYS = {"M1": "K", "M2": "K_right", "P1": "P_left", "P2": "P_right"}
+
+
+def _opencv_yaml(text: str) -> str | None:
+    """OpenCV FileStorage YAML as plain YAML (its `%YAML:1.0` directive, or OpenCV 4's `%YAML 1.2`, dropped;
+    `!!opencv-matrix` tags removed: each matrix is then a `{rows, cols, dt, data}` mapping), or None if the text
+    is not in that form."""
+    if not (text.lstrip().startswith("%YAML:1.") or "!!opencv-" in text):
+        return None
+    lines = text.lstrip().splitlines()
+    if lines and lines[0].startswith("%YAML"):
+        lines = lines[1:]
+    return re.sub(r"!!opencv-(?:nd-)?matrix", "", "\n".join(lines))
+
+
 def load_calib_file(
     path: str | Path, image_size: tuple[int, int] | None = None, kitti_cameras: tuple[int, int] = (2, 3)
 ) -> CalibFile:
@@ -299,12 +323,19 @@ def load_calib_file(
         return _from_middlebury(path, text)
     if path.suffix == ".txt" or "P_rect_0" in text:
         return _from_kitti(path, kitti_cameras, image_size)
+    if text.lstrip().startswith("<?xml") or "<opencv_storage>" in text[:512]:
+        raise ValueError(f"{path}: OpenCV FileStorage XML is not read here; write the calibration as FileStorage "
+                         "YAML (a .yml name) or as a plain YAML")
     import yaml
 
+    opencv = _opencv_yaml(text)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(text if opencv is None else opencv)
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML: {_one_line(exc)}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a YAML mapping of calibration keys, got {type(data).__name__}")
+    if opencv is not None:
+        data = {**{ours: data[theirs] for theirs, ours in _OPENCV_KEYS.items() if theirs in data and ours not in data},
+                **data}
     return _from_yaml(data, image_size, str(path))

@@ -37,7 +37,8 @@ from .metrics import compute_depth_metrics, evaluate_depth
 
 # where 'aloe' is looked for: tools/fetch_real_scenes.sh's folder (under the working directory, then the source
 # tree), then where Debian's and Ubuntu's opencv-doc package installs OpenCV's sample data
-ALOE_FOLDERS = ("data/real/aloe", str(Path(__file__).resolve().parents[2] / "data" / "real" / "aloe"),
+ALOE_FOLDERS = ("data/real/opencv_samples",
+                str(Path(__file__).resolve().parents[2] / "data" / "real" / "opencv_samples"),
                 "/usr/share/doc/opencv-doc/examples/data")
 
 
