@@ -9,11 +9,11 @@ Accepted forms (YAML keys; matrices as flat lists or nested rows, or a ROS `{row
   4. A KITTI raw `calib_cam_to_cam.txt` (left/right = cameras 02/03 by default; `calib_velo_to_cam.txt` beside
      it supplies T_cam_velo). Only the left camera's keys are required; the right one's only for stereo.
   5. A Middlebury 2014 `calib.txt` (`cam0`, `cam1`, `doffs`, `baseline` in millimetres, `width`, `height`).
-  6. OpenCV FileStorage YAML (`%YAML:1.0` or `%YAML 1.2`, matrices tagged `!!opencv-matrix`), as OpenCV's calibration tools
-     write it: the camera calibration sample's `camera_matrix`, `image_width`, `image_height`, or the stereo
-     sample's `M1` / `M2` (intrinsics.yml) and rectified `P1` / `P2` (extrinsics.yml; the baseline follows from
-     `P2` in the units the calibration board was measured in: metres here). FileStorage XML is refused, naming
-     the YAML form.
+  6. OpenCV FileStorage YAML (`%YAML:1.0` or `%YAML 1.2`, matrices tagged `!!opencv-matrix`), as OpenCV's
+     calibration tools write it: the camera calibration sample's `camera_matrix`, `image_width`,
+     `image_height`, or the stereo sample's `M1` / `M2` (intrinsics.yml) and rectified `P1` / `P2`
+     (extrinsics.yml; the baseline follows from `P2` in the units the calibration board was measured in:
+     metres here). FileStorage XML is refused, naming the YAML form.
 Distortion coefficients (ROS `distortion_coefficients`, OpenCV `D1`, ...) are not applied: the images must be
 rectified (undistorted) already, as the nodes' `image_rect` topics are.
 Any form may add `T_cam_velo` (4x4, LiDAR -> camera) for `infer completion --points`.
