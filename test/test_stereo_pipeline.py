@@ -222,3 +222,27 @@ def test_edge_snap_moves_the_sweeps_fattened_depth_steps_onto_the_colour_edges()
     assert np.isfinite(errors[True]).sum() == np.isfinite(errors[False]).sum()  # holes stay holes
     moved = np.abs(errors[True] - errors[False])[~near & ok] > 0.3  # away from the steps (a hole's border may)
     assert moved.mean() < 0.01, moved.mean()
+
+
+def test_the_shipped_refinement_sees_a_bench_rigs_near_plane_and_an_engine_range_a_config_exceeds_is_refused():
+    """A plane 0.2-0.25 m from a 5 cm rig (a bench or arm camera; OpenCV's chessboard rig sees its board at
+    0.21-0.45 m): the shipped refinement returns its depth, where the first export clamped everything nearer
+    than 0.3 m to 0.3. A config reaching outside an engine's depth_range (DPSNet's planes span 1-80 m) is refused
+    naming both, instead of reading a nearer surface as the bound."""
+    from depth_perception.engines import default_engine_path
+
+    tex = random_texture(7)
+    n = np.array([0.1, -0.1, 1.0])
+    n /= np.linalg.norm(n)
+    left, gt = render_plane(CAM, np.eye(4), n, 0.2, tex, 400.0)
+    right, _ = render_plane(CAM, rectified_pose(0.05), n, 0.2, tex, 400.0)
+    assert 0.18 < gt.min() and gt.max() < 0.26
+    for variant in ("default", "cpu"):
+        engine = default_engine_path("stereo", variant)
+        pipe = StereoPipeline(StereoPipelineConfig(engine=str(engine), min_depth=0.1, max_depth=1.0, device="cpu"))
+        depth = pipe.process(left, right, CAM, 0.05).depth
+        rel = np.abs(depth - gt) / gt
+        assert np.nanmedian(rel) < 0.02 and np.mean(depth < 0.29) > 0.5, (variant, np.nanmedian(depth))
+    dpsnet = Path(default_engine_path("stereo")).with_name("stereo_dpsnet.onnx")
+    with pytest.raises(ValueError, match="covers depths 1-80 m: min_depth 0.5"):
+        StereoPipeline(StereoPipelineConfig(engine=str(dpsnet), min_depth=0.5, device="cpu"))

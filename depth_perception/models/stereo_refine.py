@@ -77,13 +77,21 @@ def warp_right_to_left(right: Tensor, disparity: Tensor) -> tuple[Tensor, Tensor
     return warped, inside
 
 
+# The depths the refinement clamps to (its disparities to f B / max .. f B / min). It works on disparity divided by
+# the prior's mean, so nothing in it is tied to a metric range: this only bounds it, wide enough for a bench rig's
+# 0.2 m (OpenCV's chessboard rig) and a street's far field. The first engines clamped at 0.3 m and read a nearer
+# surface as 0.3 m.
+DEPTH_RANGE = (0.05, 200.0)
+
+
 class StereoRefine(nn.Module):
     """prior disparity + photometric error -> refined disparity; see the module docstring."""
 
     kind = "stereo"
 
     def __init__(self, height: int = 192, width: int = 640, base: int = 16, iterations: int = 1,
-                 min_depth: float = 0.3, max_depth: float = 200.0, correct: str = "all", lookup: int = 0,
+                 min_depth: float = DEPTH_RANGE[0], max_depth: float = DEPTH_RANGE[1], correct: str = "all",
+                 lookup: int = 0,
                  hole_fill: str = "rows", prior_edge_snap: bool = False) -> None:
         super().__init__()
         if not 0 <= lookup <= 8:

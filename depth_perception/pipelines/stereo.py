@@ -107,6 +107,11 @@ class StereoPipeline:
             if ("prior_depth" in shapes) != (self.prior == "classical") or self.prior not in ("none", "classical"):
                 raise ValueError(f"engine {engine_path}: input prior_depth and sidecar prior {self.prior!r} disagree "
                                  "(a prior_depth input needs \"prior\": \"classical\")")
+            lo, hi = (float(v) for v in spec.get("depth_range", (0.0, float("inf"))))
+            if cfg.min_depth < lo or cfg.max_depth > hi:
+                raise ValueError(f"engine {engine_path} covers depths {lo:g}-{hi:g} m: min_depth {cfg.min_depth:g} / "
+                                 f"max_depth {cfg.max_depth:g} reach outside it (a surface there would read as the "
+                                 "engine's bound); narrow them, or use engine: classical")
             self.hole_fill = str(spec.get("hole_fill", "rows"))
             if self.hole_fill not in STEREO_HOLE_FILLS:
                 raise ValueError(f"engine {engine_path}: sidecar hole_fill {self.hole_fill!r} is not one of "

@@ -69,7 +69,9 @@ class StereoTrainOptions(LoopOptions):
             raise ValueError("the refinement network trains in one stage (no --stage 2)")
         if self.model == "refine" and self.height % 8:
             raise ValueError(f"height must be a multiple of 8, got {self.height}")
-        near, far = (0.3, 200.0) if self.model == "refine" else (1.0, 80.0)
+        from ..models.stereo_refine import DEPTH_RANGE
+
+        near, far = DEPTH_RANGE if self.model == "refine" else (1.0, 80.0)
         self.min_depth = near if self.min_depth is None else self.min_depth
         self.max_depth = far if self.max_depth is None else self.max_depth
 
