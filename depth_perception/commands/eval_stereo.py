@@ -14,9 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--data", nargs="+", help="drive folders or roots of KITTI-layout drives")
     where.add_argument("--scene", help="a real scene with ground truth: 'motorcycle' (Middlebury 2014, shipped by "
                                        "scikit-image), 'aloe' (Middlebury 2006, from OpenCV's sample data: "
-                                       "tools/fetch_real_scenes.sh; disparity only, no calibration), a Middlebury 2014 "
-                                       "scene folder (im0/im1/calib.txt/disp0.pfm) or a folder with OpenCV's "
-                                       "aloeL.jpg/aloeR.jpg/aloeGT.png")
+                                       "tools/fetch_real_scenes.sh; disparity only, no calibration), 'chessboard' (the "
+                                       "real rig of OpenCV's sample data, calibrated here, truth on the board), a "
+                                       "Middlebury 2014 scene folder (im0/im1/calib.txt/disp0.pfm) or a folder with "
+                                       "OpenCV's aloeL.jpg/aloeR.jpg/aloeGT.png")
     parser.add_argument("--engine", nargs="*", default=["classical"],
                         help="methods besides SGBM: 'classical' and/or engine artifacts (default: classical)")
     parser.add_argument("--json", help="write the figures here")
@@ -43,16 +44,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.scene:
         from ..errors import CliError
-        from ..eval.real_scenes import evaluate_stereo_scene, format_stereo, load_scene
+        from ..eval.real_scenes import evaluate_stereo_scenes, format_stereo, load_scenes
 
         try:
-            scene = load_scene(args.scene)
+            scenes = load_scenes(args.scene)
         except (ValueError, FileNotFoundError) as exc:
             raise CliError(str(exc)) from None
+        scene = scenes[0]
         depths: dict = {}
-        report = evaluate_stereo_scene(scene, list(args.engine), backend=args.backend, device=args.device,
-                                       planes=args.planes, sweep_width=args.sweep_width, edge_snap=args.edge_snap,
-                                       depths=depths)
+        report = evaluate_stereo_scenes(scenes, list(args.engine), backend=args.backend, device=args.device,
+                                        planes=args.planes, sweep_width=args.sweep_width, edge_snap=args.edge_snap,
+                                        depths=depths)
         print(format_stereo(report))
         if args.image:
             from ..eval.report import depth_panel

@@ -16,6 +16,7 @@ pixel, what a method that sees nothing scores once median-scaled. A monocular en
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ from ..data.middlebury import (
     read_middlebury_scene,
     read_opencv_aloe,
 )
+from ..data.opencv_rig import is_opencv_rig_folder, read_opencv_rig
 from ..data.sparse_patterns import random_pattern, scanner_pattern
 from ..geometry.infill import fill_rows_background
 from .completion_metrics import completion_metrics
@@ -42,8 +44,9 @@ ALOE_FOLDERS = ("data/real/opencv_samples",
                 "/usr/share/doc/opencv-doc/examples/data")
 
 
-def find_aloe() -> Path | None:
-    return next((Path(f) for f in ALOE_FOLDERS if is_opencv_aloe_folder(f)), None)
+def find_opencv_samples(holds: Any = is_opencv_aloe_folder) -> Path | None:
+    """The first of ALOE_FOLDERS for which `holds(folder)` (default: it holds Aloe), or None."""
+    return next((Path(f) for f in ALOE_FOLDERS if holds(f)), None)
 
 
 def load_scene(name: str, metric: bool = False) -> StereoScene:
@@ -53,7 +56,7 @@ def load_scene(name: str, metric: bool = False) -> StereoScene:
     if name == "motorcycle":
         scene = motorcycle_scene()
     elif name == "aloe":
-        folder = find_aloe()
+        folder = find_opencv_samples()
         if folder is None:
             raise FileNotFoundError(f"scene 'aloe' is not here (looked in {', '.join(ALOE_FOLDERS)}): run "
                                     "`bash tools/fetch_real_scenes.sh` or `apt install opencv-doc`")
@@ -65,6 +68,18 @@ def load_scene(name: str, metric: bool = False) -> StereoScene:
     if metric:
         _check_metric(scene)
     return scene
+
+
+def load_scenes(name: str) -> list[StereoScene]:
+    """`load_scene`'s scenes, and 'chessboard' (or a folder holding them): the 13 rectified pairs of the real rig
+    in OpenCV's sample data (`data.opencv_rig`), its ground truth on the board alone."""
+    if name == "chessboard" or (name != "aloe" and is_opencv_rig_folder(name)):
+        folder = find_opencv_samples(is_opencv_rig_folder) if name == "chessboard" else Path(name)
+        if folder is None or not is_opencv_rig_folder(folder):
+            raise FileNotFoundError(f"scene 'chessboard' is not here (looked in {', '.join(ALOE_FOLDERS)}): run "
+                                    "`bash tools/fetch_real_scenes.sh` or `apt install opencv-doc`")
+        return read_opencv_rig(folder)
+    return [load_scene(name)]
 
 
 def _check_metric(scene: StereoScene) -> None:
@@ -139,6 +154,23 @@ def evaluate_stereo_scene(scene: StereoScene, engines: Sequence[str], backend: s
     return {"scene": scene.name, "width": scene.camera.width, "height": scene.camera.height,
             "calibrated": scene.calibrated, "depth_range": [lo, hi], "planes": planes, "sweep_width": sweep_width,
             "edge_snap": edge_snap, "methods": results}
+
+
+def evaluate_stereo_scenes(scenes: Sequence[StereoScene], engines: Sequence[str], **kwargs: Any) -> dict[str, Any]:
+    """`evaluate_stereo_scene` on each scene; with several, each figure is the mean over them (a rig's pairs:
+    every pair counts alike), `scenes` their number. `depths`, if given, receives the first scene's."""
+    depths = kwargs.pop("depths", None)
+    reports = [evaluate_stereo_scene(scene, engines, depths=depths if k == 0 else None, **kwargs)
+               for k, scene in enumerate(scenes)]
+    if len(reports) == 1:
+        return reports[0]
+    first = reports[0]
+    methods = {name: {key: float(np.mean([r["methods"][name][key] for r in reports])) for key in row}
+               for name, row in first["methods"].items()}
+    prefix = os.path.commonprefix([s.name for s in scenes]).rstrip("0123456789") or "scenes"
+    return {**first, "scene": f"{prefix} ({len(scenes)} pairs, mean)", "scenes": len(scenes),
+            "depth_range": [min(r["depth_range"][0] for r in reports), max(r["depth_range"][1] for r in reports)],
+            "methods": methods, "per_scene": {s.name: r["methods"] for s, r in zip(scenes, reports, strict=True)}}
 
 
 # ----------------------------------------------------------------------------------------------- completion
