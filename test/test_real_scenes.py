@@ -370,3 +370,19 @@ def test_a_folder_without_the_rigs_pairs_or_with_a_board_it_cannot_find_says_whi
         cv2.imwrite(str(tmp_path / name), grey)
     with pytest.raises(ValueError, match="left01.jpg: no 9x6 chessboard found"):
         read_opencv_rig(tmp_path)
+
+
+def test_the_real_scene_summary_puts_each_method_against_sgbm_and_draws_it(tmp_path):
+    from depth_perception.eval.real_scenes import format_stereo_summary, stereo_summary, summary_plot
+
+    reports = {"a": {"methods": {"sgbm": {"bad3": 0.2, "abs_rel": 0.04}, "classical": {"bad3": 0.1, "abs_rel": 0.05},
+                                 "learned:x": {"bad3": 0.05, "abs_rel": 0.02}}},
+               "b": {"methods": {"sgbm": {"bad3": 0.5, "abs_rel": 0.1}, "classical": {"bad3": 0.6, "abs_rel": 0.01}}}}
+    summary = stereo_summary(reports)
+    assert summary["a"]["learned:x"] == {"bad3_vs_sgbm": 0.25, "abs_rel_vs_sgbm": 0.5}
+    assert summary["b"]["classical"]["bad3_vs_sgbm"] == pytest.approx(1.2) and "learned:x" not in summary["b"]
+    text = format_stereo_summary(summary)
+    assert "ratio to SGBM" in text and text.splitlines()[-1].split()[-2:] == ["-", "-"]  # x did not run on b
+    summary_plot(tmp_path / "s.png", summary)
+    img = cv2.imread(str(tmp_path / "s.png"))
+    assert img is not None and img.shape[1] > img.shape[0] and img.std() > 10

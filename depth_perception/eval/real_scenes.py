@@ -173,6 +173,76 @@ def evaluate_stereo_scenes(scenes: Sequence[StereoScene], engines: Sequence[str]
             "methods": methods, "per_scene": {s.name: r["methods"] for s, r in zip(scenes, reports, strict=True)}}
 
 
+REAL_STEREO_SCENES = ("motorcycle", "aloe", "chessboard")
+
+
+def available_stereo_scenes() -> list[str]:
+    """REAL_STEREO_SCENES that are here: Motorcycle always (scikit-image), the others once fetched."""
+    from ..data.opencv_rig import is_opencv_rig_folder
+
+    here = {"motorcycle": True, "aloe": find_opencv_samples() is not None,
+            "chessboard": find_opencv_samples(is_opencv_rig_folder) is not None}
+    return [name for name in REAL_STEREO_SCENES if here[name]]
+
+
+def stereo_summary(reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per scene and method, bad-3 and AbsRel as ratios to SGBM's in the same run (the issue's yardstick)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for scene, report in reports.items():
+        sgbm = report["methods"]["sgbm"]
+        out[scene] = {name: {"bad3_vs_sgbm": row["bad3"] / sgbm["bad3"] if sgbm["bad3"] > 0 else float("nan"),
+                             "abs_rel_vs_sgbm": row["abs_rel"] / sgbm["abs_rel"] if sgbm["abs_rel"] > 0
+                             else float("nan")}
+                      for name, row in report["methods"].items() if name != "sgbm"}
+    return out
+
+
+def format_stereo_summary(summary: dict[str, dict[str, dict[str, float]]]) -> str:
+    scenes = list(summary)
+    methods = list(dict.fromkeys(m for rows in summary.values() for m in rows))
+    lines = ["every real scene, each figure as a ratio to SGBM's in the same run (< 1: better than SGBM)",
+             f"{'method':<30}" + "".join(f"{s[:11] + ' bad3':>17}{s[:11] + ' AbsRel':>19}" for s in scenes)]
+    for m in methods:
+        cells = []
+        for s in scenes:
+            row = summary[s].get(m)
+            cells.append(f"{row['bad3_vs_sgbm']:>17.2f}{row['abs_rel_vs_sgbm']:>19.2f}" if row
+                         else f"{'-':>17}{'-':>19}")
+        lines.append(f"{m:<30}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def summary_plot(path: str | Path, summary: dict[str, dict[str, dict[str, float]]]) -> None:
+    """Bars of bad-3 and AbsRel against SGBM's (1 = SGBM, the dashed line), one group per scene."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..utils import atomic_path
+    from .report import _picture_format
+
+    scenes = list(summary)
+    methods = list(dict.fromkeys(m for rows in summary.values() for m in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    width = 0.8 / max(1, len(methods))
+    for ax, key, label in ((axes[0], "bad3_vs_sgbm", "bad-3 (holes are errors)"),
+                           (axes[1], "abs_rel_vs_sgbm", "AbsRel")):
+        for k, m in enumerate(methods):
+            values = [summary[s].get(m, {}).get(key, np.nan) for s in scenes]
+            ax.bar(np.arange(len(scenes)) + (k - (len(methods) - 1) / 2) * width, values, width, label=m)
+        ax.axhline(1.0, color="k", linestyle="--", linewidth=1)
+        ax.axhline(0.7, color="grey", linestyle=":", linewidth=1)
+        ax.set_xticks(np.arange(len(scenes)), scenes)
+        ax.set_ylabel(f"{label} / SGBM's")
+        ax.set_title(f"{label}: SGBM = 1 (dashed), 0.7 dotted")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format=_picture_format(path))
+    plt.close(fig)
+
+
 # ----------------------------------------------------------------------------------------------- completion
 
 def scene_scanner_pattern(scene: StereoScene, beams: int = 64, seed: int = 0) -> np.ndarray:
