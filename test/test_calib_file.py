@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from depth_perception.data.calib_file import load_calib_file
+from depth_perception.eval.real_scenes import find_opencv_samples
 
 KITTI_SAMPLE = Path("/work/shared/kitti_samples/calib_cam_to_cam.txt")
 if not KITTI_SAMPLE.exists():  # the repository's copy, where the shared folder is not mounted
@@ -226,15 +227,14 @@ def test_opencv_filestorage_yaml_from_the_calibration_and_stereo_tools(tmp_path)
         load_calib_file(xml)
 
 
-REAL_OPENCV = [Path(f) for f in ("data/real/opencv_samples", Path(__file__).parents[1] / "data/real/opencv_samples",
-                                 "/usr/share/doc/opencv-doc/examples/data") if (Path(f) / "intrinsics.yml").is_file()]
+REAL_OPENCV = find_opencv_samples(lambda f: (Path(f) / "intrinsics.yml").is_file())
 
 
-@pytest.mark.skipif(not REAL_OPENCV, reason="OpenCV's sample data is not here: `bash tools/fetch_real_scenes.sh`")
+@pytest.mark.skipif(REAL_OPENCV is None, reason="OpenCV's sample data is not here: `bash tools/fetch_real_scenes.sh`")
 def test_the_calibrations_opencvs_own_tools_wrote_in_its_sample_data_read():
     """left_intrinsics.yml (the calibration sample's output, 13 chessboard views) and intrinsics.yml (the stereo
     sample's, M1 / M2 with their own principal points), as Debian's opencv-doc ships them."""
-    folder = REAL_OPENCV[0]
+    folder = REAL_OPENCV
     mono = load_calib_file(folder / "left_intrinsics.yml")
     assert mono.camera.shape == (480, 640) and mono.camera.fx == pytest.approx(535.9157, abs=1e-3)
     assert mono.camera.cy == pytest.approx(235.5708, abs=1e-3)

@@ -37,16 +37,16 @@ from ..geometry.infill import fill_rows_background
 from .completion_metrics import completion_metrics
 from .metrics import compute_depth_metrics, evaluate_depth
 
-# where 'aloe' is looked for: tools/fetch_real_scenes.sh's folder (under the working directory, then the source
-# tree), then where Debian's and Ubuntu's opencv-doc package installs OpenCV's sample data
-ALOE_FOLDERS = ("data/real/opencv_samples",
-                str(Path(__file__).resolve().parents[2] / "data" / "real" / "opencv_samples"),
-                "/usr/share/doc/opencv-doc/examples/data")
+# where OpenCV's sample data (Aloe, the chessboard rig, its calibrations) is looked for: tools/fetch_real_scenes.sh's
+# folder (under the working directory, then the source tree), then where Debian's and Ubuntu's opencv-doc installs it
+OPENCV_SAMPLE_FOLDERS = ("data/real/opencv_samples",
+                         str(Path(__file__).resolve().parents[2] / "data" / "real" / "opencv_samples"),
+                         "/usr/share/doc/opencv-doc/examples/data")
 
 
 def find_opencv_samples(holds: Any = is_opencv_aloe_folder) -> Path | None:
-    """The first of ALOE_FOLDERS for which `holds(folder)` (default: it holds Aloe), or None."""
-    return next((Path(f) for f in ALOE_FOLDERS if holds(f)), None)
+    """The first of OPENCV_SAMPLE_FOLDERS for which `holds(folder)` (default: it holds Aloe), or None."""
+    return next((Path(f) for f in OPENCV_SAMPLE_FOLDERS if holds(f)), None)
 
 
 def load_scene(name: str, metric: bool = False) -> StereoScene:
@@ -58,7 +58,7 @@ def load_scene(name: str, metric: bool = False) -> StereoScene:
     elif name == "aloe":
         folder = find_opencv_samples()
         if folder is None:
-            raise FileNotFoundError(f"scene 'aloe' is not here (looked in {', '.join(ALOE_FOLDERS)}): run "
+            raise FileNotFoundError(f"scene 'aloe' is not here (looked in {', '.join(OPENCV_SAMPLE_FOLDERS)}): run "
                                     "`bash tools/fetch_real_scenes.sh` or `apt install opencv-doc`")
         scene = read_opencv_aloe(folder)
     elif is_opencv_aloe_folder(name):
@@ -76,7 +76,7 @@ def load_scenes(name: str) -> list[StereoScene]:
     if name == "chessboard" or (name != "aloe" and is_opencv_rig_folder(name)):
         folder = find_opencv_samples(is_opencv_rig_folder) if name == "chessboard" else Path(name)
         if folder is None or not is_opencv_rig_folder(folder):
-            raise FileNotFoundError(f"scene 'chessboard' is not here (looked in {', '.join(ALOE_FOLDERS)}): run "
+            raise FileNotFoundError(f"scene 'chessboard' is not here (looked in {', '.join(OPENCV_SAMPLE_FOLDERS)}): run "
                                     "`bash tools/fetch_real_scenes.sh` or `apt install opencv-doc`")
         return read_opencv_rig(folder)
     return [load_scene(name)]
