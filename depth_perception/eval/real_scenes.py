@@ -76,8 +76,8 @@ def load_scenes(name: str) -> list[StereoScene]:
     if name == "chessboard" or (name != "aloe" and is_opencv_rig_folder(name)):
         folder = find_opencv_samples(is_opencv_rig_folder) if name == "chessboard" else Path(name)
         if folder is None or not is_opencv_rig_folder(folder):
-            raise FileNotFoundError(f"scene 'chessboard' is not here (looked in {', '.join(OPENCV_SAMPLE_FOLDERS)}): run "
-                                    "`bash tools/fetch_real_scenes.sh` or `apt install opencv-doc`")
+            raise FileNotFoundError(f"scene 'chessboard' is not here (looked in {', '.join(OPENCV_SAMPLE_FOLDERS)}): "
+                                    "run `bash tools/fetch_real_scenes.sh` or `apt install opencv-doc`")
         return read_opencv_rig(folder)
     return [load_scene(name)]
 
