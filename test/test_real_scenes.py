@@ -356,6 +356,8 @@ def test_a_real_rig_calibrated_by_opencv_gives_the_boards_metric_depth_through_o
     rows = report["methods"]
     sgbm, classical, learned = rows["sgbm"], rows["classical"], rows[f"learned:{engine.name}"]
     assert report["scenes"] == 13 and len(report["per_scene"]) == 13
+    with pytest.raises(ValueError, match="it scores stereo only"):  # completion and mono need truth off the board
+        load_scene("chessboard", metric=True)
     assert classical["abs_rel"] < 0.015 and classical["epe"] < 1.5, rows
     assert learned["abs_rel"] < 0.015 and learned["bad3"] < 0.3 * sgbm["bad3"] and learned["density"] == 1.0, rows
 

@@ -53,6 +53,9 @@ def load_scene(name: str, metric: bool = False) -> StereoScene:
     """'motorcycle' (the scene scikit-image ships), 'aloe' (Middlebury 2006, from OpenCV's sample data), a
     Middlebury 2014 scene folder, or a folder holding OpenCV's aloeL.jpg / aloeR.jpg / aloeGT.png. `metric`: the
     caller needs depth in metres (completion, monocular), which an uncalibrated scene (Aloe) cannot give."""
+    if name == "chessboard" or (name != "aloe" and is_opencv_rig_folder(name)):
+        raise ValueError("scene chessboard is a rig of 13 pairs with its truth on the board alone: it scores stereo "
+                         "only (eval stereo --scene chessboard)")
     if name == "motorcycle":
         scene = motorcycle_scene()
     elif name == "aloe":
