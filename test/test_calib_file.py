@@ -222,6 +222,27 @@ def test_opencv_filestorage_yaml_from_the_calibration_and_stereo_tools(tmp_path)
     np.testing.assert_allclose(s.require_stereo()[:3, 3], [-0.12, 0, 0], atol=1e-9)
     with pytest.raises(ValueError, match="missing keys 'width' and 'height'"):
         load_calib_file(stereo)  # the stereo tool writes no image size
+    # one file with the raw and the rectified matrices (intrinsics.yml and extrinsics.yml together): the
+    # rectified images take P1 / P2, never the raw M1 beside P2's principal point
+    raw = K.copy()
+    raw[0, 0], raw[0, 2] = 530.0, 330.0
+    both = _filestorage(tmp_path / "stereo.yml", M1=raw, D1=np.zeros((1, 5)), M2=raw, D2=np.zeros((1, 5)), P1=P1,
+                        P2=P2)
+    b = load_calib_file(both, image_size=(640, 480))
+    assert (b.camera.fx, b.camera.cx) == (535.9, 342.3) and b.right_camera.cx == pytest.approx(346.3)
+    with pytest.raises(ValueError, match="P2 without P1"):
+        load_calib_file(_filestorage(tmp_path / "p2.yml", M1=raw, P2=P2), image_size=(640, 480))
+    bom = tmp_path / "bom.yml"
+    bom.write_text("\ufeff" + mono.read_text())
+    assert load_calib_file(bom).camera.fx == 535.9
+    flat = tmp_path / "flat.yml"  # nine numbers, but the mapping says 1x9: not a 3x3 matrix
+    flat.write_text(mono.read_text().replace("rows: 3\n   cols: 3", "rows: 1\n   cols: 9", 1))
+    with pytest.raises(ValueError, match="'camera_matrix' must be 3x3, its mapping says 1x9"):
+        load_calib_file(flat)
+    huge = tmp_path / "huge.yml"
+    huge.write_text(mono.read_text() + "#" * (2 << 20))
+    with pytest.raises(ValueError, match="too large for a calibration"):
+        load_calib_file(huge)
     xml = _filestorage(tmp_path / "calib.xml", camera_matrix=K)
     with pytest.raises(ValueError, match="FileStorage XML is not read here"):
         load_calib_file(xml)

@@ -83,6 +83,9 @@ def _matrix(value: Any, shape: tuple[int, int], key: str, source: str) -> np.nda
     if isinstance(value, dict):
         if "data" not in value:
             raise ValueError(f"{source}: '{key}' is a mapping without 'data'")
+        if "rows" in value and "cols" in value and (value["rows"], value["cols"]) != shape:
+            raise ValueError(f"{source}: '{key}' must be {shape[0]}x{shape[1]}, its mapping says "
+                             f"{value['rows']}x{value['cols']}")
         value = value["data"]
     try:
         arr = np.asarray(value, dtype=np.float64)
@@ -277,9 +280,16 @@ def _from_middlebury(path: Path, text: str) -> CalibFile:
                      rectified_pose(b), None, source)
 
 
+MAX_CALIB_BYTES = 1 << 20  # a calibration is a few kB; anything this large is not one
+
+
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text()
+        size = path.stat().st_size
+        if size > MAX_CALIB_BYTES:
+            raise ValueError(f"calibration file {path} is {size / 2**20:.1f} MiB: too large for a calibration "
+                             f"(at most {MAX_CALIB_BYTES // 1024} kB)")
+        return path.read_text().lstrip("\ufeff")
     except UnicodeDecodeError:
         raise ValueError(f"calibration file {path} is not a text file (not UTF-8)") from None
     except OSError as exc:
@@ -291,8 +301,10 @@ def _one_line(exc: Exception) -> str:
 
 
 # OpenCV's stereo calibration sample's names -> ours (used where ours are absent): raw intrinsics M1 / M2,
-# rectified projections P1 / P2
+# rectified projections P1 / P2. Where a file holds both, the rectified ones describe the (rectified) images and
+# the raw M1 / M2 are left out: mixing them gives each camera another principal point.
 _OPENCV_KEYS = {"M1": "K", "M2": "K_right", "P1": "P_left", "P2": "P_right"}
+_OPENCV_RAW = ("M1", "M2")
 
 
 def _opencv_yaml(text: str) -> str | None:
@@ -336,6 +348,10 @@ def load_calib_file(
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a YAML mapping of calibration keys, got {type(data).__name__}")
     if opencv is not None:
-        data = {**{ours: data[theirs] for theirs, ours in _OPENCV_KEYS.items() if theirs in data and ours not in data},
-                **data}
+        rectified = "P1" in data or "P2" in data
+        if rectified and "P1" not in data:
+            raise ValueError(f"{path}: P2 without P1: the rectified left projection is needed beside the right one")
+        data = {**{ours: data[theirs] for theirs, ours in _OPENCV_KEYS.items()
+                   if theirs in data and ours not in data and not (rectified and theirs in _OPENCV_RAW)},
+                **{k: v for k, v in data.items() if not (rectified and k in _OPENCV_RAW)}}
     return _from_yaml(data, image_size, str(path))
