@@ -17,18 +17,34 @@ if [ -d "/$src" ] && check "/$src"; then
   echo "fetch_real_scenes: using the installed opencv-doc (/$src)" >&2; exit 0
 fi
 command -v apt-get >/dev/null 2>&1 || { echo "fetch_real_scenes: no apt-get here: OpenCV's samples not fetched" >&2; exit 0; }
+note() { echo "fetch_real_scenes: $*: OpenCV's samples not installed" >&2; exit 0; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-( cd "$tmp" && { apt-get download -q opencv-doc >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get download -q opencv-doc >/dev/null 2>&1; }; } ) \
-  || { echo "fetch_real_scenes: apt-get download opencv-doc failed: OpenCV's samples not fetched" >&2; exit 0; }
-deb=$(ls "$tmp"/opencv-doc_*.deb)
+get() { (cd "$tmp" && apt-get download -q opencv-doc >"$tmp/apt.log" 2>&1); }
+if ! get; then
+  # package lists may be missing on a fresh machine; only root may refresh them
+  if [ "$(id -u)" = 0 ] && apt-get update -qq >>"$tmp/apt.log" 2>&1 && get; then :; else
+    note "apt-get download opencv-doc failed ($(tail -n 1 "$tmp/apt.log" 2>/dev/null))"
+  fi
+fi
+shopt -s nullglob
+debs=("$tmp"/opencv-doc_*.deb)
+[ "${#debs[@]}" -eq 1 ] || note "apt-get download left no opencv-doc .deb"
+deb=${debs[0]}
 mkdir -p "$tmp/x"
 # shellcheck disable=SC2046  # one path per file name
 dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/x" $(for f in $files; do echo "./$src/$f"; done) \
-  || { echo "fetch_real_scenes: $(basename "$deb") lacks some of: $files: OpenCV's samples not installed" >&2; exit 0; }
-check "$tmp/x/$src" || { echo "fetch_real_scenes: the files in $(basename "$deb") do not match tools/opencv_samples.sha256: OpenCV's samples not installed" >&2; exit 0; }
-mkdir -p "$(dirname "$dest")"
-rm -rf "$dest.new" && mv "$tmp/x/$src" "$dest.new"
-[ -d "$dest" ] && mv "$dest" "$dest.old"
-mv "$dest.new" "$dest" && rm -rf "$dest.old"
+  || note "$(basename "$deb") lacks some of: $files"
+check "$tmp/x/$src" || note "the files in $(basename "$deb") do not match tools/opencv_samples.sha256"
+mkdir -p "$(dirname "$dest")" || note "cannot make $(dirname "$dest")"
+rm -rf "$dest.new" "$dest.old"
+mv "$tmp/x/$src" "$dest.new" || note "cannot write $dest.new"
+# the good copy is replaced only once the new one is in place beside it, and put back if the swap fails
+if [ -e "$dest" ]; then mv "$dest" "$dest.old" || { rm -rf "$dest.new"; note "cannot move the old $dest aside"; }; fi
+if ! mv "$dest.new" "$dest"; then
+  [ -e "$dest.old" ] && mv "$dest.old" "$dest"
+  rm -rf "$dest.new"
+  note "cannot move the new files into $dest"
+fi
+rm -rf "$dest.old"
 echo "fetch_real_scenes: OpenCV's samples in $dest" >&2
