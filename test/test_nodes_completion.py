@@ -127,5 +127,7 @@ def test_a_cloud_with_a_scanner_ring_field_in_the_cameras_frame_is_never_taken_a
         out = exchange(driver, NS, msgs)
         assert out is not None, node.diagnostic_state()
         diag = node.extra_diagnostics()
-        assert diag["sensor_offset_m"] == 0.0 and diag.get("scanner_field") == ("ring" if ring else None), diag
+        offset_key = "frame_offset_m" if ring else "sensor_offset_m"
+        assert diag[offset_key] == 0.0 and diag.get("scanner_field") == ("ring" if ring else None), diag
+        assert ("sensor_offset_m" in diag) != ring
         np.testing.assert_allclose(np.nanmedian(depth_image_to_numpy(out["depth"])), 10.0, atol=0.05)

@@ -277,7 +277,7 @@ def test_the_plane_spacing_in_pixels_is_in_diagnostics_and_follows_the_planes_pa
                 break
         assert out is not None and abs(np.nanmedian(depth_image_to_numpy(out["depth"])) - 10.0) < 1.0
         assert node.extra_diagnostics()["plane_step_px"] == pytest.approx(span / 7, rel=1e-3)
-        assert node._coarse_warned == (8, 2.0, 40.0, 0)
+        assert node._coarse_warned == (8, 2.0, 40.0, 0, round(span / 7, 1))
         _, _, values = node.diagnostic_state()
         assert values["plane_step_px"] == pytest.approx(span / 7, rel=1e-3)
     finally:

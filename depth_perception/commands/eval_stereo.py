@@ -98,11 +98,16 @@ def run_all_scenes(args: argparse.Namespace) -> int:
     )
     from ..utils import write_json
 
-    reports = {}
+    reports, refused = {}, {}
     for name in available_stereo_scenes():
-        reports[name] = evaluate_stereo_scenes(load_scenes(name), list(args.engine), backend=args.backend,
-                                               device=args.device, planes=args.planes, sweep_width=args.sweep_width,
-                                               edge_snap=args.edge_snap)
+        try:
+            reports[name] = evaluate_stereo_scenes(load_scenes(name), list(args.engine), backend=args.backend,
+                                                   device=args.device, planes=args.planes,
+                                                   sweep_width=args.sweep_width, edge_snap=args.edge_snap)
+        except ValueError as exc:  # an engine whose depth range the scene's lies outside: the other scenes run
+            refused[name] = str(exc)
+            print(f"{name}: not scored: {exc}\n")
+            continue
         print(format_stereo(reports[name]) + "\n")
     summary = stereo_summary(reports)
     print(format_stereo_summary(summary))
@@ -113,5 +118,5 @@ def run_all_scenes(args: argparse.Namespace) -> int:
         summary_plot(args.image, summary)
         print(f"picture: {args.image}")
     if args.json:
-        write_json(args.json, {"scenes": reports, "vs_sgbm": summary})
+        write_json(args.json, {"scenes": reports, "vs_sgbm": summary, "refused": refused})
     return 0

@@ -38,9 +38,9 @@ def _corners(gray: np.ndarray, name: str) -> np.ndarray:
     return cv2.cornerSubPix(gray, corners, (11, 11), (-1, -1), criteria)
 
 
-def read_opencv_rig(folder: str | Path, calib_out: str | Path | None = None) -> list[StereoScene]:
+def read_opencv_rig(folder: str | Path) -> list[StereoScene]:
     """The rig's 13 pairs, rectified, each with the board's disparity as its truth (NaN off the board). The
-    calibration goes through an extrinsics.yml (written to `calib_out` if given, else to a temporary file)."""
+    calibration goes through an extrinsics.yml in a temporary folder."""
     import tempfile
 
     import cv2
@@ -68,11 +68,14 @@ def read_opencv_rig(folder: str | Path, calib_out: str | Path | None = None) -> 
         right_corners.append(_corners(pair[1], f"right{n}.jpg"))
     h, w = images[0][0].shape
     size = (w, h)
-    _, K1, D1, K2, D2, R, T, _, _ = cv2.stereoCalibrate([board] * len(PAIRS), left_corners, right_corners,
-                                                        None, None, None, None, size, flags=0)
-    R1, R2, P1, P2, _, _, _ = cv2.stereoRectify(K1, D1, K2, D2, size, R, T, alpha=0)
+    try:
+        _, K1, D1, K2, D2, R, T, _, _ = cv2.stereoCalibrate([board] * len(PAIRS), left_corners, right_corners,
+                                                            None, None, None, None, size, flags=0)
+        R1, R2, P1, P2, _, _, _ = cv2.stereoRectify(K1, D1, K2, D2, size, R, T, alpha=0)
+    except cv2.error as exc:
+        raise ValueError(f"{folder}: OpenCV could not calibrate the pairs: {' '.join(str(exc).split())}") from None
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(calib_out) if calib_out is not None else Path(tmp) / "extrinsics.yml"
+        path = Path(tmp) / "extrinsics.yml"
         fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_WRITE)
         for key, value in (("R", R), ("T", T), ("R1", R1), ("R2", R2), ("P1", P1), ("P2", P2)):
             fs.write(key, value)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..data.middlebury import (
+    ALOE_FILES,
     StereoScene,
     is_opencv_aloe_folder,
     motorcycle_scene,
@@ -44,6 +45,12 @@ OPENCV_SAMPLE_FOLDERS = ("data/real/opencv_samples",
                          "/usr/share/doc/opencv-doc/examples/data")
 
 
+def _has_aloe_files(folder: str) -> bool:
+    """A folder with any of OpenCV's Aloe files is read as Aloe (also one that holds the rig's pairs beside them:
+    'chessboard' names the rig)."""
+    return Path(folder).is_dir() and any((Path(folder) / n).exists() for n in ALOE_FILES)
+
+
 def find_opencv_samples(holds: Any = is_opencv_aloe_folder) -> Path | None:
     """The first of OPENCV_SAMPLE_FOLDERS for which `holds(folder)` (default: it holds Aloe), or None."""
     return next((Path(f) for f in OPENCV_SAMPLE_FOLDERS if holds(f)), None)
@@ -53,7 +60,7 @@ def load_scene(name: str, metric: bool = False) -> StereoScene:
     """'motorcycle' (the scene scikit-image ships), 'aloe' (Middlebury 2006, from OpenCV's sample data), a
     Middlebury 2014 scene folder, or a folder holding OpenCV's aloeL.jpg / aloeR.jpg / aloeGT.png. `metric`: the
     caller needs depth in metres (completion, monocular), which an uncalibrated scene (Aloe) cannot give."""
-    if name == "chessboard" or (name != "aloe" and is_opencv_rig_folder(name)):
+    if name == "chessboard" or (is_opencv_rig_folder(name) and not _has_aloe_files(name)):
         raise ValueError("scene chessboard is a rig of 13 pairs with its truth on the board alone: it scores stereo "
                          "only (eval stereo --scene chessboard)")
     if name == "motorcycle":
@@ -64,7 +71,7 @@ def load_scene(name: str, metric: bool = False) -> StereoScene:
             raise FileNotFoundError(f"scene 'aloe' is not here (looked in {', '.join(OPENCV_SAMPLE_FOLDERS)}): run "
                                     "`bash tools/fetch_real_scenes.sh` or `apt install opencv-doc`")
         scene = read_opencv_aloe(folder)
-    elif is_opencv_aloe_folder(name):
+    elif _has_aloe_files(name):  # the reader names what is missing
         scene = read_opencv_aloe(name)
     else:
         scene = read_middlebury_scene(name)
@@ -76,7 +83,7 @@ def load_scene(name: str, metric: bool = False) -> StereoScene:
 def load_scenes(name: str) -> list[StereoScene]:
     """`load_scene`'s scenes, and 'chessboard' (or a folder holding them): the 13 rectified pairs of the real rig
     in OpenCV's sample data (`data.opencv_rig`), its ground truth on the board alone."""
-    if name == "chessboard" or (name != "aloe" and is_opencv_rig_folder(name)):
+    if name == "chessboard" or (is_opencv_rig_folder(name) and not _has_aloe_files(name)):
         folder = find_opencv_samples(is_opencv_rig_folder) if name == "chessboard" else Path(name)
         if folder is None or not is_opencv_rig_folder(folder):
             raise FileNotFoundError(f"scene 'chessboard' is not here (looked in {', '.join(OPENCV_SAMPLE_FOLDERS)}): "
@@ -168,7 +175,8 @@ def evaluate_stereo_scenes(scenes: Sequence[StereoScene], engines: Sequence[str]
     if len(reports) == 1:
         return reports[0]
     first = reports[0]
-    methods = {name: {key: float(np.mean([r["methods"][name][key] for r in reports])) for key in row}
+    methods = {name: {key: float(np.nanmean([r["methods"][name].get(key, np.nan) for r in reports]))
+                      for key in row}
                for name, row in first["methods"].items()}
     prefix = os.path.commonprefix([s.name for s in scenes]).rstrip("0123456789") or "scenes"
     return {**first, "scene": f"{prefix} ({len(scenes)} pairs, mean)", "scenes": len(scenes),

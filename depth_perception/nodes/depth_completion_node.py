@@ -80,8 +80,8 @@ class DepthCompletionNode(DepthNodeBase):
 
     def extra_diagnostics(self) -> dict[str, Any]:
         values: dict[str, Any] = {"infill_only": self.infill_only}
-        if self.sensor_offset_m is not None:
-            values["sensor_offset_m"] = self.sensor_offset_m
+        if self.sensor_offset_m is not None:  # a scanner's cloud: its frame's offset, not where it was measured
+            values["frame_offset_m" if self.scanner else "sensor_offset_m"] = self.sensor_offset_m
         if self.scanner is not None:
             values["scanner_field"] = self.scanner
         return values

@@ -139,7 +139,7 @@ class StereoDepthNode(DepthNodeBase):
         """Once per setting: planes more than COARSE_PLANE_STEP_PX apart leave depth steps sub-plane refinement
         does not recover (on Middlebury Aloe, 2.1 px apart, 128 planes instead of 64 cut AbsRel by 19%)."""
         step, cfg = self.plane_step_px, pipeline.config
-        key = (cfg.planes, cfg.min_depth, cfg.max_depth, cfg.sweep_width)
+        key = (cfg.planes, cfg.min_depth, cfg.max_depth, cfg.sweep_width, round(step, 1) if step else None)
         if step is None or step <= COARSE_PLANE_STEP_PX or key == self._coarse_warned:
             return
         self._coarse_warned = key

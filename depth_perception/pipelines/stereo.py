@@ -107,7 +107,12 @@ class StereoPipeline:
             if ("prior_depth" in shapes) != (self.prior == "classical") or self.prior not in ("none", "classical"):
                 raise ValueError(f"engine {engine_path}: input prior_depth and sidecar prior {self.prior!r} disagree "
                                  "(a prior_depth input needs \"prior\": \"classical\")")
-            lo, hi = (float(v) for v in spec.get("depth_range", (0.0, float("inf"))))
+            bounds = spec.get("depth_range", (0.0, float("inf")))
+            try:
+                lo, hi = (float(v) for v in bounds)
+            except (TypeError, ValueError):
+                raise ValueError(f"engine {engine_path}: sidecar depth_range {bounds!r} is not two numbers "
+                                 "[min, max] in metres") from None
             if cfg.min_depth < lo or cfg.max_depth > hi:
                 raise ValueError(f"engine {engine_path} covers depths {lo:g}-{hi:g} m: min_depth {cfg.min_depth:g} / "
                                  f"max_depth {cfg.max_depth:g} reach outside it (a surface there would read as the "
