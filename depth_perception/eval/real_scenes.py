@@ -189,8 +189,6 @@ REAL_STEREO_SCENES = ("motorcycle", "aloe", "chessboard")
 
 def available_stereo_scenes() -> list[str]:
     """REAL_STEREO_SCENES that are here: Motorcycle always (scikit-image), the others once fetched."""
-    from ..data.opencv_rig import is_opencv_rig_folder
-
     here = {"motorcycle": True, "aloe": find_opencv_samples() is not None,
             "chessboard": find_opencv_samples(is_opencv_rig_folder) is not None}
     return [name for name in REAL_STEREO_SCENES if here[name]]
