@@ -187,8 +187,9 @@ def test_the_shipped_completion_engine_holds_its_own_against_ip_basic_on_the_rea
 
 def test_the_shipped_stereo_engine_beats_sgbm_and_the_classical_sweep_on_the_real_scene(scene):
     """The real-data check of the learned stereo engine (the refinement of the classical sweep), holes counted as
-    errors, at the pipeline's defaults (64 planes, the sweep at the engine tiles' 640 px). Measured: bad-3 0.36x
-    SGBM's and 0.42x the classical sweep's (it is dense; the sweep leaves 16% holes), AbsRel 0.76x SGBM's. The
+    errors, at the pipeline's defaults (96 planes, the sweep at the engine tiles' 640 px). Measured: bad-3 0.37x
+    SGBM's and 0.45x the classical sweep's (it is dense; the sweep leaves 15% holes), AbsRel 0.75x SGBM's (at 64
+    planes 0.36x / 0.42x / 0.76x). The
     DPSNet engine shipped before scored 0.571 (2.6x SGBM); a squashed input, a lost prior or a calibration error
     fails here."""
     from depth_perception.engines import default_engine_path
@@ -306,9 +307,10 @@ def aloe():
 
 def test_on_a_second_real_scene_aloe_the_stereo_engines_keep_their_lead_over_sgbm(aloe):
     """Middlebury 2006 Aloe (OpenCV's sample data, 1282x1110, JPEG, integer ground truth), a scene none of our
-    choices were tuned on, at the pipeline's defaults. Measured: SGBM bad-3 0.361 (it leaves 34% holes, the left
-    272 columns among them), the classical sweep 0.200, stereo_default 0.087 (0.24x), stereo_cpu 0.121 (0.34x);
-    disparity AbsRel 0.0530 / 0.0392 / 0.0366 (0.69x) / 0.0417. A squashed input or a lost prior fails here."""
+    choices were tuned on, at the pipeline's defaults (96 planes). Measured: SGBM bad-3 0.361 (it leaves 34% holes,
+    the left 272 columns among them), the classical sweep 0.182, stereo_default 0.076 (0.21x), stereo_cpu 0.121
+    (0.33x); disparity AbsRel 0.0530 / 0.0329 / 0.0308 (0.58x) / 0.0464 (at 64 planes: bad-3 0.200 / 0.087 / 0.121,
+    AbsRel 0.0392 / 0.0366 / 0.0417). A squashed input or a lost prior fails here."""
     from depth_perception.engines import default_engine_path
 
     default, cpu = default_engine_path("stereo"), default_engine_path("stereo", "cpu")

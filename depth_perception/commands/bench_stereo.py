@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..pipelines.stereo_classical import DEFAULT_PLANES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", required=True, help="drive folders or roots of KITTI-layout drives")
@@ -12,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--min-depth", type=float, default=1.0)
     parser.add_argument("--max-depth", type=float, default=80.0)
-    parser.add_argument("--planes", type=int, default=64)
+    parser.add_argument("--planes", type=int, default=DEFAULT_PLANES)
     parser.add_argument("--json", metavar="PATH", help="write the figures as JSON here")
 
 

@@ -6,6 +6,7 @@ import argparse
 import numpy as np
 
 from ..eval.stereo_eval import StereoEvalOptions, evaluate, format_table
+from ..pipelines.stereo_classical import DEFAULT_PLANES
 from ._options import options_from
 
 
@@ -26,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--min-depth", type=float, default=1.0)
     parser.add_argument("--max-depth", type=float, default=80.0)
-    parser.add_argument("--planes", type=int, default=64, help="planes of the classical sweep")
+    parser.add_argument("--planes", type=int, default=DEFAULT_PLANES, help="planes of the classical sweep")
     parser.add_argument("--no-edge-snap", dest="edge_snap", action="store_false",
                         help="keep the sweep's depth edges as matched (the pipeline's edge_snap off)")
     parser.add_argument("--image", help="--scene: write a picture here (PNG): the left image, the ground truth, and "

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CliError
+from ..pipelines.stereo_classical import DEFAULT_PLANES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--min-depth", type=float, default=1.0)
     parser.add_argument("--max-depth", type=float, default=80.0)
-    parser.add_argument("--planes", type=int, default=64, help="planes of the classical sweep")
+    parser.add_argument("--planes", type=int, default=DEFAULT_PLANES, help="planes of the classical sweep")
     parser.add_argument("--confidence-threshold", type=float, default=0.0)
     parser.add_argument("--views", nargs="*", default=[], metavar="IMG:POSEFILE",
                         help="extra source views with their T_src_ref (4x4: .npy, or 16 numbers in a text file)")

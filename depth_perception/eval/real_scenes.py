@@ -35,6 +35,7 @@ from ..data.middlebury import (
 from ..data.opencv_rig import is_opencv_rig_folder, read_opencv_rig
 from ..data.sparse_patterns import random_pattern, scanner_pattern
 from ..geometry.infill import fill_rows_background
+from ..pipelines.stereo_classical import DEFAULT_PLANES
 from .completion_metrics import completion_metrics
 from .metrics import compute_depth_metrics, evaluate_depth
 
@@ -134,7 +135,7 @@ def stereo_scores(scene: StereoScene, disparity: np.ndarray) -> dict[str, float]
 
 
 def evaluate_stereo_scene(scene: StereoScene, engines: Sequence[str], backend: str = "auto", device: str = "auto",
-                          planes: int = 64, sweep_width: int = 0, edge_snap: bool = True,
+                          planes: int = DEFAULT_PLANES, sweep_width: int = 0, edge_snap: bool = True,
                           depths: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """SGBM and each engine ('classical' or an artifact path) on the scene: name -> figures and time. The sweep
     works at `sweep_width` (0: the pipeline's automatic width; the scene's own is SGBM's). `depths`, if given,

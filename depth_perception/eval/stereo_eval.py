@@ -22,6 +22,7 @@ import numpy as np
 
 from ..geometry.camera import PinholeCamera
 from ..geometry.infill import fill_rows_background
+from ..pipelines.stereo_classical import DEFAULT_PLANES
 from .metrics import compute_depth_metrics
 
 LEFT, RIGHT = 2, 3
@@ -140,7 +141,7 @@ class StereoEvalOptions:
     width: int = 640
     min_depth: float = 1.0
     max_depth: float = 80.0
-    planes: int = 64  # of the classical sweep
+    planes: int = DEFAULT_PLANES  # of the classical sweep
     edge_snap: bool = True  # the pipeline's edge_snap
     max_frames: int = 0  # per drive; 0 = all
     stride: int = 1

@@ -29,7 +29,7 @@ from ..geometry.plane_sweep import rectified_baseline, rectified_pose
 from ..geometry.resample import resize_image, unit_rgb
 from .base import DepthResult, check_engine_and_range, open_engine, resolve_engine_path
 from .settings import EngineSettings, check_settings, confidence_setting, max_depth_setting, min_depth_setting, setting
-from .stereo_classical import ClassicalStereo, ClassicalSweepConfig
+from .stereo_classical import DEFAULT_PLANES, ClassicalStereo, ClassicalSweepConfig
 
 
 def default_engine_path(device: str = "auto") -> Path | None:
@@ -54,7 +54,7 @@ class StereoPipelineConfig(EngineSettings):
     """engine: "classical", "auto" (the shipped learned engine if present, else classical), an artifact path,
     or a training checkpoint folder (run in torch). Fields made with `setting` are the stereo node's parameters."""
 
-    planes: int = setting(64, "depth planes of the sweep, uniform in inverse depth", 3, 512)
+    planes: int = setting(DEFAULT_PLANES, "depth planes of the sweep, uniform in inverse depth", 3, 512)
     min_depth: float = min_depth_setting(1.0)
     max_depth: float = max_depth_setting(80.0)
     confidence_threshold: float = confidence_setting()

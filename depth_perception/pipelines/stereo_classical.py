@@ -26,6 +26,10 @@ from ..geometry.plane_sweep import (
 from . import sweep_kernels
 
 _INVALID_COST = 0.6  # cost where no view sees a pixel on any plane: a bit worse than random
+# 96 planes: at 640x192 over 1-80 m (KITTI's f B) 2.1 px of disparity apart, where 64 were 3.1 px; measured on the
+# synthetic held-out drives the sweep's AbsRel 0.138 -> 0.070 for 18% more time, and better on all three real
+# stereo scenes (README, "Shipped engines")
+DEFAULT_PLANES = 96
 SHIFT_FRACTIONS = (1, 2, 4, 8, 16, 32)  # powers of two: d = n / fractions and m - d are exact in float32
 
 
@@ -35,7 +39,7 @@ class ClassicalSweepConfig:
 
     min_depth: float = 1.0
     max_depth: float = 80.0
-    planes: int = 64
+    planes: int = DEFAULT_PLANES
     census_radius: int = 2  # 5x5 census window, 24 bits
     zncc_radius: int = 3  # 7x7 ZNCC window
     census_weight: float = 0.5  # cost = w * census + (1 - w) * (1 - zncc) / 2
