@@ -89,6 +89,7 @@ def run_all_scenes(args: argparse.Namespace) -> int:
     """`--scene all`: every real scene that is here, each table, then bad-3 and AbsRel as ratios to SGBM's;
     `--image` draws those ratios as bars."""
     from ..eval.real_scenes import (
+        REAL_STEREO_SCENES,
         available_stereo_scenes,
         evaluate_stereo_scenes,
         format_stereo,
@@ -100,7 +101,8 @@ def run_all_scenes(args: argparse.Namespace) -> int:
     from ..utils import write_json
 
     reports, refused = {}, {}
-    for name in available_stereo_scenes():
+    here = available_stereo_scenes()
+    for name in here:
         try:
             reports[name] = evaluate_stereo_scenes(load_scenes(name), list(args.engine), backend=args.backend,
                                                    device=args.device, planes=args.planes,
@@ -112,7 +114,7 @@ def run_all_scenes(args: argparse.Namespace) -> int:
         print(format_stereo(reports[name]) + "\n")
     summary = stereo_summary(reports)
     print(format_stereo_summary(summary))
-    missing = [n for n in ("aloe", "chessboard") if n not in reports]
+    missing = [n for n in REAL_STEREO_SCENES if n not in here]  # refused ones were said above
     if missing:
         print(f"not here: {', '.join(missing)} (`bash tools/fetch_real_scenes.sh` fetches them)")
     if args.image:

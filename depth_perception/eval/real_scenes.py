@@ -52,6 +52,16 @@ def _has_aloe_files(folder: str) -> bool:
     return Path(folder).is_dir() and any((Path(folder) / n).exists() for n in ALOE_FILES)
 
 
+def _names_rig(name: str) -> bool:
+    """'chessboard', or a folder with the rig's pairs and none of Aloe's files."""
+    return name == "chessboard" or (is_opencv_rig_folder(name) and not _has_aloe_files(name))
+
+
+def _not_here(scene: str) -> FileNotFoundError:
+    return FileNotFoundError(f"scene '{scene}' is not here (looked in {', '.join(OPENCV_SAMPLE_FOLDERS)}): run "
+                             "`bash tools/fetch_real_scenes.sh` or `apt install opencv-doc`")
+
+
 def find_opencv_samples(holds: Any = is_opencv_aloe_folder) -> Path | None:
     """The first of OPENCV_SAMPLE_FOLDERS for which `holds(folder)` (default: it holds Aloe), or None."""
     return next((Path(f) for f in OPENCV_SAMPLE_FOLDERS if holds(f)), None)
@@ -61,7 +71,7 @@ def load_scene(name: str, metric: bool = False) -> StereoScene:
     """'motorcycle' (the scene scikit-image ships), 'aloe' (Middlebury 2006, from OpenCV's sample data), a
     Middlebury 2014 scene folder, or a folder holding OpenCV's aloeL.jpg / aloeR.jpg / aloeGT.png. `metric`: the
     caller needs depth in metres (completion, monocular), which an uncalibrated scene (Aloe) cannot give."""
-    if name == "chessboard" or (is_opencv_rig_folder(name) and not _has_aloe_files(name)):
+    if _names_rig(name):
         raise ValueError("scene chessboard is a rig of 13 pairs with its truth on the board alone: it scores stereo "
                          "only (eval stereo --scene chessboard)")
     if name == "motorcycle":
@@ -69,8 +79,7 @@ def load_scene(name: str, metric: bool = False) -> StereoScene:
     elif name == "aloe":
         folder = find_opencv_samples()
         if folder is None:
-            raise FileNotFoundError(f"scene 'aloe' is not here (looked in {', '.join(OPENCV_SAMPLE_FOLDERS)}): run "
-                                    "`bash tools/fetch_real_scenes.sh` or `apt install opencv-doc`")
+            raise _not_here("aloe")
         scene = read_opencv_aloe(folder)
     elif _has_aloe_files(name):  # the reader names what is missing
         scene = read_opencv_aloe(name)
@@ -84,11 +93,10 @@ def load_scene(name: str, metric: bool = False) -> StereoScene:
 def load_scenes(name: str) -> list[StereoScene]:
     """`load_scene`'s scenes, and 'chessboard' (or a folder holding them): the 13 rectified pairs of the real rig
     in OpenCV's sample data (`data.opencv_rig`), its ground truth on the board alone."""
-    if name == "chessboard" or (is_opencv_rig_folder(name) and not _has_aloe_files(name)):
+    if _names_rig(name):
         folder = find_opencv_samples(is_opencv_rig_folder) if name == "chessboard" else Path(name)
-        if folder is None or not is_opencv_rig_folder(folder):
-            raise FileNotFoundError(f"scene 'chessboard' is not here (looked in {', '.join(OPENCV_SAMPLE_FOLDERS)}): "
-                                    "run `bash tools/fetch_real_scenes.sh` or `apt install opencv-doc`")
+        if folder is None:
+            raise _not_here("chessboard")
         return read_opencv_rig(folder)
     return [load_scene(name)]
 

@@ -75,19 +75,19 @@ class DepthCompletionNode(DepthNodeBase):
                       "sensor_offset_m": None if scanner else offset})
 
     infill_only = False  # the last frame's measurements covered the image: the in-fill alone, no engine run
-    sensor_offset_m: float | None = None  # the last cloud's frame's distance from the camera (only near 0 may in-fill)
+    frame_offset_m: float | None = None  # the last cloud's frame's distance from the camera (only near 0 may in-fill)
     scanner: str | None = None  # the last cloud's scanner field (then it never in-fills), or None
 
     def extra_diagnostics(self) -> dict[str, Any]:
         values: dict[str, Any] = {"infill_only": self.infill_only}
-        if self.sensor_offset_m is not None:  # a scanner's cloud: its frame's offset, not where it was measured
-            values["frame_offset_m" if self.scanner else "sensor_offset_m"] = self.sensor_offset_m
+        if self.frame_offset_m is not None:  # a scanner's cloud: its frame's offset, not where it was measured
+            values["frame_offset_m" if self.scanner else "sensor_offset_m"] = self.frame_offset_m
         if self.scanner is not None:
             values["scanner_field"] = self.scanner
         return values
 
     def infer(self, pipeline: Any, frame: Frame) -> DepthResult:
-        self.sensor_offset_m, self.scanner = frame.args["frame_offset_m"], frame.args["scanner_field"]
+        self.frame_offset_m, self.scanner = frame.args["frame_offset_m"], frame.args["scanner_field"]
         result = pipeline.process(frame.rgb, frame.camera, frame.args["points"], frame.args["sensor_offset_m"])
         self.infill_only = bool(result.info.get("infill_only", 0.0))
         return result
